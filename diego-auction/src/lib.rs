@@ -1,0 +1,3 @@
+//! Placement for diego-rs: which cell runs which work.
+//!
+//! Depends on `diego-core` only.
