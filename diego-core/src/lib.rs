@@ -1,1 +1,96 @@
-//! diego-core
+//! # diego-core
+//!
+//! The domain and the rules of a Diego-like scheduler: the models (Tasks, DesiredLRPs,
+//! ActualLRPs, cells, actions, health checks, routes), their validation, the error type
+//! and the injected clock. The BBS, its `Store`, events and convergence build on these.
+//!
+//! This crate depends on no other diego crate: it knows the domain, not how containers
+//! run or where work is placed.
+//!
+//! ## Quick start
+//!
+//! Describe an LRP, validate it, and look at its stable JSON shape:
+//!
+//! ```
+//! use diego_core::{Action, DesiredLrp, RunAction, Routes, Validate};
+//!
+//! let mut lrp = DesiredLrp::new(
+//!     "web",                      // process guid
+//!     "apps",                     // domain
+//!     "preloaded:cflinuxfs4",     // rootfs
+//!     3,                          // instances
+//!     RunAction::new("/app/server", "vcap").with_args(["--port", "8080"]),
+//! );
+//! lrp.scheduling_info.routes = Routes::http(&["demo.localhost"], 8080);
+//! lrp.run_info.ports = vec![8080];
+//! assert!(lrp.validate().is_ok());
+//!
+//! let json = serde_json::to_value(&lrp).unwrap();
+//! assert_eq!(json["action"]["run"]["path"], "/app/server");
+//!
+//! // Every violated field is reported at once, with its full path.
+//! lrp.scheduling_info.instances = -1;
+//! lrp.run_info.action = Some(Action::serial([RunAction::new("", "vcap").into()]));
+//! let err = lrp.validate().unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "Invalid field: instances (must be >= 0), \
+//!      Invalid field: action.serial.actions[0].run.path (must not be empty)"
+//! );
+//! ```
+//!
+//! ## JSON shape
+//!
+//! Fields are snake_case; actions are externally tagged objects (`{"run": {...}}`);
+//! durations are milliseconds with the unit in the field name (`timeout_ms`); timestamps
+//! are Unix nanoseconds; states use Diego's names (`"Pending"`, `"UNCLAIMED"`,
+//! `"ORDINARY"`). Unknown fields are rejected. The fixtures under `tests/fixtures/` show
+//! one Task and one DesiredLRP with every field set.
+
+pub mod action;
+pub mod actual_lrp;
+pub mod auctioneer;
+pub mod cell;
+pub mod check_definition;
+pub mod desired_lrp;
+pub mod domain;
+pub mod error;
+pub mod guid;
+pub mod log_rate_limit;
+pub mod metric_tags;
+pub mod modification_tag;
+pub mod network;
+pub mod rootfs;
+pub mod routes;
+pub mod task;
+pub mod time;
+pub mod validation;
+pub mod volume_mount;
+
+pub use action::{
+    Action, CodependentAction, DownloadAction, EmitProgressAction, EnvironmentVariable,
+    ParallelAction, ResourceLimits, RunAction, SerialAction, TimeoutAction, TryAction,
+    UploadAction,
+};
+pub use actual_lrp::{
+    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, PortMapping,
+    PreferredAddress, Presence,
+};
+pub use auctioneer::{LrpStartRequest, PlacementConstraint, Resource, TaskStartRequest};
+pub use cell::{CellCapacity, CellPresence, CellState, LrpSummary, RootfsProviders, TaskSummary};
+pub use check_definition::{Check, CheckDefinition, HttpCheck, TcpCheck};
+pub use desired_lrp::{
+    DesiredLrp, DesiredLrpKey, DesiredLrpUpdate, RunInfo, SchedulingInfo, Sidecar, UpdateStrategy,
+};
+pub use domain::Domain;
+pub use error::{Error, Result};
+pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
+pub use log_rate_limit::LogRateLimit;
+pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
+pub use modification_tag::ModificationTag;
+pub use network::{EgressRule, IcmpInfo, Network, PortRange};
+pub use routes::{HttpRoute, Routes, TcpRoute};
+pub use task::{DesireTaskRequest, Task, TaskDefinition, TaskState};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp, TokioClock};
+pub use validation::{FieldError, Validate, ValidationErrors};
+pub use volume_mount::{SharedDevice, VolumeMount, VolumePlacement};

@@ -1,0 +1,220 @@
+//! Cells: the presence a rep registers (with a TTL) and the state it reports to the
+//! auction.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actual_lrp::ActualLrpKey;
+use crate::auctioneer::Resource;
+use crate::guid::{CellId, TaskGuid};
+use crate::rootfs::{rootfs_rest, rootfs_scheme};
+use crate::validation::{FieldPath, Validate, Validator};
+
+/// How long a cell presence lives without renewal, in milliseconds (Diego: 15 s).
+pub const DEFAULT_CELL_PRESENCE_TTL_MS: u64 = 15_000;
+
+/// Total resources of a cell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellCapacity {
+    /// Memory in MB (> 0).
+    pub memory_mb: i32,
+    /// Disk in MB (≥ 0).
+    pub disk_mb: i32,
+    /// Number of containers (> 0).
+    pub containers: i32,
+}
+
+impl Validate for CellCapacity {
+    fn validate_at(&self, path: &FieldPath<'_>, v: &mut Validator) {
+        v.check(self.memory_mb > 0, &path.field("memory_mb"), "must be > 0");
+        v.non_negative(self.disk_mb.into(), &path.field("disk_mb"));
+        v.check(
+            self.containers > 0,
+            &path.field("containers"),
+            "must be > 0",
+        );
+    }
+}
+
+/// The rootfs providers of a cell: scheme → stacks. A `preloaded` provider lists the
+/// stacks it has; any other scheme with an empty list accepts every rootfs of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RootfsProviders(pub BTreeMap<String, Vec<String>>);
+
+impl RootfsProviders {
+    /// Providers of the given preloaded stacks and of every `docker` image.
+    pub fn preloaded_and_docker(stacks: &[&str]) -> Self {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "preloaded".to_owned(),
+            stacks.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        m.insert("docker".to_owned(), Vec::new());
+        RootfsProviders(m)
+    }
+
+    /// Whether a cell with these providers can run `rootfs`.
+    pub fn supports(&self, rootfs: &str) -> bool {
+        let Some(scheme) = rootfs_scheme(rootfs) else {
+            return false;
+        };
+        match self.0.get(scheme) {
+            None => false,
+            Some(stacks) if scheme == "preloaded" => {
+                let stack = rootfs_rest(rootfs);
+                stacks.iter().any(|s| s == stack)
+            }
+            Some(stacks) => stacks.is_empty() || stacks.iter().any(|s| s == rootfs_rest(rootfs)),
+        }
+    }
+}
+
+/// What a rep registers: who it is, where to reach it, what it offers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellPresence {
+    /// The cell's id (`^[a-zA-Z0-9_-]+$`).
+    pub cell_id: CellId,
+    /// The rep's address (`host:port`), or an in-process name.
+    pub rep_address: String,
+    /// The rep's URL, when it serves HTTP.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rep_url: String,
+    /// Availability zone.
+    #[serde(default)]
+    pub zone: String,
+    /// Total resources.
+    pub capacity: CellCapacity,
+    /// Root filesystems it can run.
+    #[serde(default)]
+    pub rootfs_providers: RootfsProviders,
+    /// Tags it always carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_tags: Vec<String>,
+    /// Tags it may carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_placement_tags: Vec<String>,
+    /// Volume drivers it offers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_drivers: Vec<String>,
+}
+
+impl Validate for CellPresence {
+    fn validate_at(&self, path: &FieldPath<'_>, v: &mut Validator) {
+        v.guid(self.cell_id.as_str(), &path.field("cell_id"));
+        v.non_empty(&self.rep_address, &path.field("rep_address"));
+        v.nested(&self.capacity, &path.field("capacity"));
+    }
+}
+
+/// An LRP instance on a cell, as the cell reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrpSummary {
+    /// Which instance.
+    pub key: ActualLrpKey,
+    /// What it uses.
+    pub resource: Resource,
+}
+
+/// A Task on a cell, as the cell reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSummary {
+    /// The task.
+    pub task_guid: TaskGuid,
+    /// Its domain.
+    pub domain: String,
+    /// What it uses.
+    pub resource: Resource,
+}
+
+/// What a cell tells the auction about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellState {
+    /// The cell's id.
+    pub cell_id: CellId,
+    /// The rep's URL, when it serves HTTP.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rep_url: String,
+    /// Availability zone.
+    #[serde(default)]
+    pub zone: String,
+    /// Resources not yet allocated.
+    pub available_resources: CellCapacity,
+    /// Total resources.
+    pub total_resources: CellCapacity,
+    /// LRP instances on the cell (completed ones included).
+    #[serde(default)]
+    pub lrps: Vec<LrpSummary>,
+    /// Tasks on the cell.
+    #[serde(default)]
+    pub tasks: Vec<TaskSummary>,
+    /// Containers allocated but not yet running.
+    #[serde(default)]
+    pub starting_container_count: i32,
+    /// Whether the cell is evacuating (it takes no work).
+    #[serde(default)]
+    pub evacuating: bool,
+    /// Root filesystems it can run.
+    #[serde(default)]
+    pub rootfs_providers: RootfsProviders,
+    /// Tags it always carries.
+    #[serde(default)]
+    pub placement_tags: Vec<String>,
+    /// Tags it may carry.
+    #[serde(default)]
+    pub optional_placement_tags: Vec<String>,
+    /// Volume drivers it offers.
+    #[serde(default)]
+    pub volume_drivers: Vec<String>,
+    /// Memory reserved per LRP container for the envoy proxy, in MB (0 = proxy off).
+    #[serde(default)]
+    pub proxy_memory_allocation_mb: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootfs_matching() {
+        let p = RootfsProviders::preloaded_and_docker(&["cflinuxfs4"]);
+        assert!(p.supports("preloaded:cflinuxfs4"));
+        assert!(!p.supports("preloaded:cflinuxfs3"));
+        assert!(p.supports("docker:///busybox"));
+        assert!(!p.supports("oci:///x"));
+        assert!(!p.supports("garbage"));
+    }
+
+    #[test]
+    fn presence_validation() {
+        let p = CellPresence::default();
+        let e = p.validate().unwrap_err();
+        let f: Vec<_> = e.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            f,
+            [
+                "cell_id",
+                "rep_address",
+                "capacity.memory_mb",
+                "capacity.containers"
+            ]
+        );
+        let ok = CellPresence {
+            cell_id: "cell-1".into(),
+            rep_address: "127.0.0.1:1800".into(),
+            capacity: CellCapacity {
+                memory_mb: 1024,
+                disk_mb: 1024,
+                containers: 10,
+            },
+            ..Default::default()
+        };
+        assert!(ok.validate().is_ok());
+    }
+}
