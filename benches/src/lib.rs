@@ -19,3 +19,5 @@ pub fn print_figure(name: &str, value: f64, unit: &str) {
 pub fn print_skipped(name: &str, why: &str) {
     println!("# skipped {name}: {why}");
 }
+
+pub mod models;

@@ -24,7 +24,7 @@ impl Domain {
     pub fn fresh_for(name: impl Into<String>, ttl: Duration, now: Timestamp) -> Self {
         Domain {
             name: name.into(),
-            expires_at: (!ttl.is_zero()).then(|| now.add(ttl)),
+            expires_at: (!ttl.is_zero()).then(|| now + ttl),
         }
     }
 

@@ -47,6 +47,11 @@
 //! `"ORDINARY"`). Unknown fields are rejected. The fixtures under `tests/fixtures/` show
 //! one Task and one DesiredLRP with every field set.
 
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod action;
 pub mod actual_lrp;
 pub mod auctioneer;

@@ -35,16 +35,6 @@ impl Timestamp {
         self.0 == 0
     }
 
-    /// This time plus `d` (saturating).
-    pub fn add(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(duration_nanos(d)))
-    }
-
-    /// This time minus `d` (saturating).
-    pub fn sub(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_sub(duration_nanos(d)))
-    }
-
     /// How long after `earlier` this is; zero when it is not after it.
     pub fn since(self, earlier: Timestamp) -> Duration {
         let d = self.0.saturating_sub(earlier.0);
@@ -58,6 +48,24 @@ impl Timestamp {
 
 fn duration_nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// This time plus a duration (saturating).
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(duration_nanos(d)))
+    }
+}
+
+/// This time minus a duration (saturating).
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration_nanos(d)))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -120,7 +128,7 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
-        self.base.add(self.start.elapsed())
+        self.base + self.start.elapsed()
     }
 }
 
@@ -180,8 +188,12 @@ mod tests {
     fn timestamp_arithmetic_saturates() {
         assert_eq!(Timestamp(10).since(Timestamp(20)), Duration::ZERO);
         assert_eq!(
-            Timestamp(i64::MAX).add(Duration::from_secs(1)),
+            Timestamp(i64::MAX) + Duration::from_secs(1),
             Timestamp(i64::MAX)
+        );
+        assert_eq!(
+            Timestamp(i64::MIN) - Duration::from_secs(1),
+            Timestamp(i64::MIN)
         );
         assert!(SystemClock.now() > Timestamp::ZERO);
     }

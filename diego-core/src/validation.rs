@@ -217,38 +217,6 @@ pub trait Validate {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_render_dots_and_indices() {
-        let root = FieldPath::ROOT;
-        let action = root.field("action");
-        let serial = action.field("serial");
-        let actions = serial.field("actions");
-        let second = actions.index(2);
-        let path = second.field("run");
-        let leaf = path.field("path");
-        assert_eq!(leaf.to_string(), "action.serial.actions[2].run.path");
-        assert_eq!(root.field("domain").to_string(), "domain");
-        assert_eq!(root.index(0).field("x").to_string(), "[0].x");
-    }
-
-    #[test]
-    fn display_is_diegos_form_joined() {
-        let mut e = ValidationErrors::new();
-        e.add("domain", "must not be empty");
-        e.add("action.run.path", "must not be empty");
-        assert_eq!(
-            e.to_string(),
-            "Invalid field: domain (must not be empty), Invalid field: action.run.path (must not be empty)"
-        );
-        assert!(e.has_field("domain"));
-        assert!(ValidationErrors::new().into_result().is_ok());
-    }
-}
-
 /// Largest annotation, in bytes.
 pub const MAX_ANNOTATION_BYTES: usize = 10_240;
 
@@ -299,5 +267,37 @@ impl Validator {
                 "must be >= -1",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_render_dots_and_indices() {
+        let root = FieldPath::ROOT;
+        let action = root.field("action");
+        let serial = action.field("serial");
+        let actions = serial.field("actions");
+        let second = actions.index(2);
+        let path = second.field("run");
+        let leaf = path.field("path");
+        assert_eq!(leaf.to_string(), "action.serial.actions[2].run.path");
+        assert_eq!(root.field("domain").to_string(), "domain");
+        assert_eq!(root.index(0).field("x").to_string(), "[0].x");
+    }
+
+    #[test]
+    fn display_is_diegos_form_joined() {
+        let mut e = ValidationErrors::new();
+        e.add("domain", "must not be empty");
+        e.add("action.run.path", "must not be empty");
+        assert_eq!(
+            e.to_string(),
+            "Invalid field: domain (must not be empty), Invalid field: action.run.path (must not be empty)"
+        );
+        assert!(e.has_field("domain"));
+        assert!(ValidationErrors::new().into_result().is_ok());
     }
 }

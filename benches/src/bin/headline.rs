@@ -1,1 +1,54 @@
-fn main() {}
+//! `headline GROUP`: measures one group of the issues' headline figures and prints
+//! `name value unit` per figure (or `# skipped NAME: why`).
+//!
+//! Build with `cargo build --release --workspace --bins`, then run
+//! `target/release/headline models`. `../shared/tools/targets` runs every group and holds
+//! each figure against its target.
+
+use std::process::ExitCode;
+
+type Group = (&'static str, &'static str, fn() -> anyhow::Result<()>);
+
+/// Every known group: name, what it measures, and its runner.
+const GROUPS: &[Group] = &[(
+    "models",
+    "JSON round trip of a full DesiredLRP",
+    diego_benches::models::run,
+)];
+
+fn usage() -> String {
+    let mut s = String::from("usage: headline GROUP...\nknown groups:\n");
+    for (name, what, _) in GROUPS {
+        s.push_str(&format!("  {name:<12} {what}\n"));
+    }
+    s
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
+        eprint!("{}", usage());
+        return if args.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let mut chosen = Vec::new();
+    for arg in &args {
+        match GROUPS.iter().find(|(name, _, _)| name == arg) {
+            Some(group) => chosen.push(group),
+            None => {
+                eprint!("headline: unknown group `{arg}`\n{}", usage());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    for (name, _, run) in chosen {
+        if let Err(e) = run() {
+            eprintln!("headline: group {name} failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

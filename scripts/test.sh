@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. Installs or starts whatever the tests need first,
+# so a fresh machine passes: this is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for setup in scripts/setup-*.sh; do
+    [ -e "$setup" ] || continue
+    echo "==> $setup"
+    bash "$setup"
+done
+
+echo "==> cargo test --workspace --all-features"
+cargo test --workspace --all-features
