@@ -106,3 +106,75 @@ impl TaskStartRequest {
         }
     }
 }
+
+/// How the BBS asks for placement. Implemented by the auction runner (in-process) and
+/// by an HTTP client; the BBS never knows which.
+#[async_trait::async_trait]
+pub trait AuctioneerClient: Send + Sync + std::fmt::Debug {
+    /// Asks for LRP instances to be placed.
+    async fn request_lrp_auctions(&self, requests: Vec<LrpStartRequest>) -> crate::Result<()>;
+    /// Asks for Tasks to be placed.
+    async fn request_task_auctions(&self, requests: Vec<TaskStartRequest>) -> crate::Result<()>;
+}
+
+/// An auctioneer that records every request (a test double; also handy in examples).
+#[derive(Debug, Default)]
+pub struct RecordingAuctioneer {
+    lrps: parking_lot::Mutex<Vec<LrpStartRequest>>,
+    tasks: parking_lot::Mutex<Vec<TaskStartRequest>>,
+}
+
+impl RecordingAuctioneer {
+    /// A recorder with nothing recorded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the LRP requests recorded so far.
+    pub fn take_lrp_requests(&self) -> Vec<LrpStartRequest> {
+        std::mem::take(&mut *self.lrps.lock())
+    }
+
+    /// Takes the Task requests recorded so far.
+    pub fn take_task_requests(&self) -> Vec<TaskStartRequest> {
+        std::mem::take(&mut *self.tasks.lock())
+    }
+
+    /// The `(process_guid, index)` pairs requested so far (without taking them).
+    pub fn requested_indices(&self) -> Vec<(ProcessGuid, i32)> {
+        self.lrps
+            .lock()
+            .iter()
+            .flat_map(|r| r.indices.iter().map(|i| (r.process_guid.clone(), *i)))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AuctioneerClient for RecordingAuctioneer {
+    async fn request_lrp_auctions(&self, requests: Vec<LrpStartRequest>) -> crate::Result<()> {
+        self.lrps.lock().extend(requests);
+        Ok(())
+    }
+
+    async fn request_task_auctions(&self, requests: Vec<TaskStartRequest>) -> crate::Result<()> {
+        self.tasks.lock().extend(requests);
+        Ok(())
+    }
+}
+
+/// The auctioneer of a BBS built without one: every request fails with `Unavailable`,
+/// which the BBS logs; convergence asks again later.
+#[derive(Debug, Default)]
+pub struct NoAuctioneer;
+
+#[async_trait::async_trait]
+impl AuctioneerClient for NoAuctioneer {
+    async fn request_lrp_auctions(&self, _: Vec<LrpStartRequest>) -> crate::Result<()> {
+        Err(crate::Error::Unavailable("no auctioneer configured".into()))
+    }
+
+    async fn request_task_auctions(&self, _: Vec<TaskStartRequest>) -> crate::Result<()> {
+        Err(crate::Error::Unavailable("no auctioneer configured".into()))
+    }
+}

@@ -55,20 +55,27 @@ pub struct ReadmeDoctests;
 pub mod action;
 pub mod actual_lrp;
 pub mod auctioneer;
+pub mod bbs;
 pub mod cell;
 pub mod check_definition;
+pub mod completion_callback;
 pub mod desired_lrp;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod guid;
 pub mod log_rate_limit;
 pub mod metric_tags;
 pub mod modification_tag;
 pub mod network;
+pub mod rep_client;
+pub mod restart_policy;
 pub mod rootfs;
 pub mod routes;
+pub mod store;
 pub mod task;
 pub mod time;
+pub mod truncate;
 pub mod validation;
 pub mod volume_mount;
 
@@ -81,20 +88,28 @@ pub use actual_lrp::{
     ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, PortMapping,
     PreferredAddress, Presence,
 };
-pub use auctioneer::{LrpStartRequest, PlacementConstraint, Resource, TaskStartRequest};
+pub use auctioneer::{
+    AuctioneerClient, LrpStartRequest, PlacementConstraint, Resource, TaskStartRequest,
+};
+pub use bbs::{Bbs, BbsApi, BbsBuilder, BbsConfig};
 pub use cell::{CellCapacity, CellPresence, CellState, LrpSummary, RootfsProviders, TaskSummary};
 pub use check_definition::{Check, CheckDefinition, HttpCheck, TcpCheck};
+pub use completion_callback::CompletionCallback;
 pub use desired_lrp::{
     DesiredLrp, DesiredLrpKey, DesiredLrpUpdate, RunInfo, SchedulingInfo, Sidecar, UpdateStrategy,
 };
 pub use domain::Domain;
 pub use error::{Error, Result};
+pub use events::{EventItem, EventStream, LrpEvent, TaskEvent};
 pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
 pub use log_rate_limit::LogRateLimit;
 pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
 pub use modification_tag::ModificationTag;
 pub use network::{EgressRule, IcmpInfo, Network, PortRange};
+pub use rep_client::RepClient;
+pub use restart_policy::RestartCalculator;
 pub use routes::{HttpRoute, Routes, TcpRoute};
+pub use store::{MemoryStore, Store};
 pub use task::{DesireTaskRequest, Task, TaskDefinition, TaskState};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, TokioClock};
 pub use validation::{FieldError, Validate, ValidationErrors};

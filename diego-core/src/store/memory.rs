@@ -1,0 +1,274 @@
+//! `MemoryStore`: the embedded default store — every record in memory, one
+//! reader-writer lock held for microseconds per operation.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use super::{
+    ActualLrpFilter, ActualLrpRowKey, CellPresenceRecord, DesiredLrpFilter, Precondition, Record,
+    RecordKey, Store, TaskFilter, WriteBatch, WriteOp,
+};
+use crate::actual_lrp::{ActualLrp, Presence};
+use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::modification_tag::ModificationTag;
+use crate::task::Task;
+
+/// Rows of one process: `(index, presence)` → row.
+type ProcessRows = BTreeMap<(i32, Presence), ActualLrp>;
+
+#[derive(Debug, Default)]
+struct Tables {
+    tasks: HashMap<TaskGuid, Task>,
+    desired: BTreeMap<ProcessGuid, DesiredLrp>,
+    actual: BTreeMap<ProcessGuid, ProcessRows>,
+    actual_by_cell: HashMap<CellId, HashSet<ActualLrpRowKey>>,
+    domains: BTreeMap<String, Domain>,
+    cells: BTreeMap<CellId, CellPresenceRecord>,
+}
+
+/// The in-memory store: fast, and gone when the process ends.
+///
+/// ```
+/// # tokio_test_block(async {
+/// use diego_core::store::{MemoryStore, Store, TaskFilter};
+/// let store = MemoryStore::new();
+/// assert!(store.tasks(&TaskFilter::default()).await.unwrap().is_empty());
+/// # });
+/// # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: RwLock<Tables>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Tables {
+    fn current_tag(&self, key: &RecordKey) -> Option<Option<&ModificationTag>> {
+        match key {
+            RecordKey::Task(g) => self.tasks.get(g).map(|t| Some(&t.modification_tag)),
+            RecordKey::DesiredLrp(g) => self
+                .desired
+                .get(g)
+                .map(|d| Some(&d.scheduling_info.modification_tag)),
+            RecordKey::ActualLrp(k) => self
+                .actual
+                .get(&k.process_guid)
+                .and_then(|rows| rows.get(&(k.index, k.presence)))
+                .map(|a| Some(&a.modification_tag)),
+            RecordKey::Domain(n) => self.domains.get(n).map(|_| None),
+            RecordKey::CellPresence(c) => self.cells.get(c).map(|_| None),
+        }
+    }
+
+    fn check(&self, key: &RecordKey, pre: &Precondition) -> Result<()> {
+        match pre {
+            Precondition::None => Ok(()),
+            Precondition::Absent => match self.current_tag(key) {
+                None => Ok(()),
+                Some(_) => Err(Error::ResourceExists),
+            },
+            Precondition::Tag(want) => match self.current_tag(key) {
+                Some(Some(have)) if have == want => Ok(()),
+                _ => Err(Error::ResourceConflict),
+            },
+        }
+    }
+
+    fn unindex_cell(&mut self, lrp: &ActualLrp) {
+        if let Some(cell) = lrp.cell_id() {
+            if let Some(set) = self.actual_by_cell.get_mut(cell) {
+                set.remove(&ActualLrpRowKey::of(lrp));
+                if set.is_empty() {
+                    self.actual_by_cell.remove(cell);
+                }
+            }
+        }
+    }
+
+    fn remove_actual(&mut self, k: &ActualLrpRowKey) {
+        let Some(rows) = self.actual.get_mut(&k.process_guid) else {
+            return;
+        };
+        let removed = rows.remove(&(k.index, k.presence));
+        if rows.is_empty() {
+            self.actual.remove(&k.process_guid);
+        }
+        if let Some(old) = removed {
+            self.unindex_cell(&old);
+        }
+    }
+
+    fn apply(&mut self, op: WriteOp) {
+        match op {
+            WriteOp::Put { record, .. } => match record {
+                Record::Task(t) => {
+                    self.tasks.insert(t.task_guid.clone(), *t);
+                }
+                Record::DesiredLrp(d) => {
+                    self.desired.insert(d.process_guid().clone(), *d);
+                }
+                Record::ActualLrp(a) => {
+                    let row_key = ActualLrpRowKey::of(&a);
+                    let cell = a.cell_id().cloned();
+                    let rows = self.actual.entry(row_key.process_guid.clone()).or_default();
+                    if let Some(old) = rows.insert((row_key.index, row_key.presence), a) {
+                        self.unindex_cell(&old);
+                    }
+                    if let Some(cell) = cell {
+                        self.actual_by_cell.entry(cell).or_default().insert(row_key);
+                    }
+                }
+                Record::Domain(d) => {
+                    self.domains.insert(d.name.clone(), d);
+                }
+                Record::CellPresence(c) => {
+                    self.cells.insert(c.presence.cell_id.clone(), c);
+                }
+            },
+            WriteOp::Delete { key, .. } => match key {
+                RecordKey::Task(g) => {
+                    self.tasks.remove(&g);
+                }
+                RecordKey::DesiredLrp(g) => {
+                    self.desired.remove(&g);
+                }
+                RecordKey::ActualLrp(k) => self.remove_actual(&k),
+                RecordKey::Domain(n) => {
+                    self.domains.remove(&n);
+                }
+                RecordKey::CellPresence(c) => {
+                    self.cells.remove(&c);
+                }
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn task(&self, guid: &TaskGuid) -> Result<Option<Task>> {
+        Ok(self.tables.read().tasks.get(guid).cloned())
+    }
+
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let t = self.tables.read();
+        let mut out: Vec<Task> = t
+            .tasks
+            .values()
+            .filter(|x| filter.matches(x))
+            .cloned()
+            .collect();
+        drop(t);
+        out.sort_by(|a, b| a.task_guid.cmp(&b.task_guid));
+        Ok(out)
+    }
+
+    async fn desired_lrp(&self, process_guid: &ProcessGuid) -> Result<Option<DesiredLrp>> {
+        Ok(self.tables.read().desired.get(process_guid).cloned())
+    }
+
+    async fn desired_lrps(&self, filter: &DesiredLrpFilter) -> Result<Vec<DesiredLrp>> {
+        let t = self.tables.read();
+        Ok(t.desired
+            .values()
+            .filter(|d| filter.matches(&d.scheduling_info))
+            .cloned()
+            .collect())
+    }
+
+    async fn scheduling_infos(&self, filter: &DesiredLrpFilter) -> Result<Vec<SchedulingInfo>> {
+        let t = self.tables.read();
+        Ok(t.desired
+            .values()
+            .filter(|d| filter.matches(&d.scheduling_info))
+            .map(|d| d.scheduling_info.clone())
+            .collect())
+    }
+
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<ActualLrp>> {
+        let t = self.tables.read();
+        let mut out = Vec::new();
+        if let Some(cell) = &filter.cell_id {
+            // Through the cell index: only this cell's rows are visited.
+            if let Some(keys) = t.actual_by_cell.get(cell) {
+                for k in keys {
+                    if let Some(a) = t
+                        .actual
+                        .get(&k.process_guid)
+                        .and_then(|rows| rows.get(&(k.index, k.presence)))
+                    {
+                        if filter.matches(a) {
+                            out.push(a.clone());
+                        }
+                    }
+                }
+            }
+            drop(t);
+            out.sort_by(|a, b| ActualLrpRowKey::of(a).cmp(&ActualLrpRowKey::of(b)));
+            return Ok(out);
+        }
+        let mut push_rows = |rows: &ProcessRows| match filter.index {
+            Some(i) => {
+                for (_, a) in rows.range((i, Presence::Ordinary)..=(i, Presence::Suspect)) {
+                    if filter.matches(a) {
+                        out.push(a.clone());
+                    }
+                }
+            }
+            None => out.extend(rows.values().filter(|a| filter.matches(a)).cloned()),
+        };
+        match &filter.process_guid {
+            Some(pg) => {
+                if let Some(rows) = t.actual.get(pg) {
+                    push_rows(rows);
+                }
+            }
+            None => {
+                for rows in t.actual.values() {
+                    push_rows(rows);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn domains(&self) -> Result<Vec<Domain>> {
+        Ok(self.tables.read().domains.values().cloned().collect())
+    }
+
+    async fn cell_presences(&self) -> Result<Vec<CellPresenceRecord>> {
+        Ok(self.tables.read().cells.values().cloned().collect())
+    }
+
+    async fn write(&self, batch: WriteBatch) -> Result<()> {
+        if batch.ops.len() > 1 {
+            let mut seen = HashSet::with_capacity(batch.ops.len());
+            for op in &batch.ops {
+                if !seen.insert(op.key()) {
+                    return Err(Error::BadRequest);
+                }
+            }
+        }
+        let mut t = self.tables.write();
+        for op in &batch.ops {
+            t.check(&op.key(), op.precondition())?;
+        }
+        for op in batch.ops {
+            t.apply(op);
+        }
+        Ok(())
+    }
+}
