@@ -20,4 +20,6 @@ pub fn print_skipped(name: &str, why: &str) {
     println!("# skipped {name}: {why}");
 }
 
+pub mod bbs;
+pub mod garden;
 pub mod models;

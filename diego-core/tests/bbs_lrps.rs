@@ -21,9 +21,15 @@ async fn desire_creates_the_lrp_and_its_unclaimed_instances() {
     let h = harness();
     let mut events = h.bbs.events().subscribe_lrp(None);
     h.bbs.desire_lrp(lrp("web", 3)).await.unwrap();
-    let rows = h.bbs.actual_lrps(&ActualLrpFilter::process(&pg("web"))).await.unwrap();
+    let rows = h
+        .bbs
+        .actual_lrps(&ActualLrpFilter::process(&pg("web")))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| r.state == ActualLrpState::Unclaimed && r.presence == Presence::Ordinary));
+    assert!(rows
+        .iter()
+        .all(|r| r.state == ActualLrpState::Unclaimed && r.presence == Presence::Ordinary));
     assert_eq!(
         drain_names(&mut events, lrp_name),
         [
@@ -39,7 +45,10 @@ async fn desire_creates_the_lrp_and_its_unclaimed_instances() {
     let d = h.bbs.desired_lrp_by_process_guid(&pg("web")).await.unwrap();
     assert_eq!(d.run_info.created_at, T0);
     let e = h.bbs.desire_lrp(lrp("web", 1)).await.unwrap_err();
-    assert!(matches!(e, Error::ResourceExists), "an existing guid is not an update");
+    assert!(
+        matches!(e, Error::ResourceExists),
+        "an existing guid is not an update"
+    );
 }
 
 #[tokio::test]
@@ -50,8 +59,17 @@ async fn invalid_lrps_are_refused_whole() {
     let e = h.bbs.desire_lrp(bad).await.unwrap_err();
     let v = e.validation_errors().unwrap();
     assert!(v.has_field("instances") && v.has_field("domain"));
-    assert!(h.bbs.desired_lrps(&Default::default()).await.unwrap().is_empty());
-    let e = h.bbs.claim_actual_lrp(&key("", -1), &ik("", "")).await.unwrap_err();
+    assert!(h
+        .bbs
+        .desired_lrps(&Default::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let e = h
+        .bbs
+        .claim_actual_lrp(&key("", -1), &ik("", ""))
+        .await
+        .unwrap_err();
     let v = e.validation_errors().unwrap();
     assert!(v.has_field("actual_lrp_key.process_guid"));
     assert!(v.has_field("actual_lrp_key.index"));
@@ -66,18 +84,34 @@ async fn claim_follows_the_transition_table() {
     let a = ik("a", "c1");
     h.bbs.claim_actual_lrp(&key("web", 0), &a).await.unwrap();
     let row = h.ordinary("web", 0).await;
-    assert_eq!((row.state, row.instance_key.clone()), (ActualLrpState::Claimed, Some(a.clone())));
-    assert_eq!(drain_names(&mut events, lrp_name), ["actual_lrp_instance_changed"]);
+    assert_eq!(
+        (row.state, row.instance_key.clone()),
+        (ActualLrpState::Claimed, Some(a.clone()))
+    );
+    assert_eq!(
+        drain_names(&mut events, lrp_name),
+        ["actual_lrp_instance_changed"]
+    );
     // Claiming again with the same instance: no write, no event.
     h.bbs.claim_actual_lrp(&key("web", 0), &a).await.unwrap();
-    assert_eq!(h.ordinary("web", 0).await.modification_tag, row.modification_tag);
+    assert_eq!(
+        h.ordinary("web", 0).await.modification_tag,
+        row.modification_tag
+    );
     assert!(drain_names(&mut events, lrp_name).is_empty());
     // Another instance cannot claim it.
-    let e = h.bbs.claim_actual_lrp(&key("web", 0), &ik("b", "c2")).await.unwrap_err();
+    let e = h
+        .bbs
+        .claim_actual_lrp(&key("web", 0), &ik("b", "c2"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::ActualLrpCannotBeClaimed));
     assert_eq!(e.to_string(), "cannot claim actual LRP");
     // RUNNING → CLAIMED only by the same instance.
-    h.bbs.start_actual_lrp(&key("web", 0), &a, &net(61000), true).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &a, &net(61000), true)
+        .await
+        .unwrap();
     h.bbs.claim_actual_lrp(&key("web", 0), &a).await.unwrap();
     let row = h.ordinary("web", 0).await;
     assert_eq!(row.state, ActualLrpState::Claimed);
@@ -90,7 +124,11 @@ async fn claim_follows_the_transition_table() {
         .unwrap_err();
     assert!(matches!(e, Error::ActualLrpCannotBeClaimed));
     // Missing rows.
-    let e = h.bbs.claim_actual_lrp(&key("web", 5), &a).await.unwrap_err();
+    let e = h
+        .bbs
+        .claim_actual_lrp(&key("web", 5), &a)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::ResourceNotFound));
 }
 
@@ -102,21 +140,33 @@ async fn start_is_also_the_heartbeat() {
     h.bbs.claim_actual_lrp(&key("web", 0), &a).await.unwrap();
     h.advance(Duration::from_secs(1));
     let mut events = h.bbs.events().subscribe_lrp(None);
-    h.bbs.start_actual_lrp(&key("web", 0), &a, &net(61000), false).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &a, &net(61000), false)
+        .await
+        .unwrap();
     let row = h.ordinary("web", 0).await;
     assert_eq!(row.state, ActualLrpState::Running);
     assert_eq!(row.net_info, Some(net(61000)));
     assert!(!row.routable);
     assert_eq!(row.since, T0 + Duration::from_secs(1));
-    assert_eq!(drain_names(&mut events, lrp_name), ["actual_lrp_instance_changed"]);
+    assert_eq!(
+        drain_names(&mut events, lrp_name),
+        ["actual_lrp_instance_changed"]
+    );
     // Nothing changed: no write, no event.
     h.advance(Duration::from_secs(30));
-    h.bbs.start_actual_lrp(&key("web", 0), &a, &net(61000), false).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &a, &net(61000), false)
+        .await
+        .unwrap();
     let same = h.ordinary("web", 0).await;
     assert_eq!(same.modification_tag, row.modification_tag);
     assert!(drain_names(&mut events, lrp_name).is_empty());
     // A readiness flip is a change: it writes and resets `since`.
-    h.bbs.start_actual_lrp(&key("web", 0), &a, &net(61000), true).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &a, &net(61000), true)
+        .await
+        .unwrap();
     let flipped = h.ordinary("web", 0).await;
     assert!(flipped.routable);
     assert!(flipped.modification_tag.succeeds(&row.modification_tag));
@@ -135,19 +185,34 @@ async fn start_is_also_the_heartbeat() {
 async fn start_from_unclaimed_with_any_instance_and_on_a_missing_index() {
     let h = harness();
     h.bbs.desire_lrp(lrp("web", 1)).await.unwrap();
-    h.bbs.start_actual_lrp(&key("web", 0), &ik("x", "c9"), &net(1), true).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &ik("x", "c9"), &net(1), true)
+        .await
+        .unwrap();
     assert_eq!(h.ordinary("web", 0).await.state, ActualLrpState::Running);
     let mut events = h.bbs.events().subscribe_lrp(None);
-    h.bbs.start_actual_lrp(&key("web", 3), &ik("y", "c9"), &net(2), true).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 3), &ik("y", "c9"), &net(2), true)
+        .await
+        .unwrap();
     let row = h.ordinary("web", 3).await;
     assert_eq!(row.state, ActualLrpState::Running);
-    assert_eq!(drain_names(&mut events, lrp_name), ["actual_lrp_instance_created"]);
+    assert_eq!(
+        drain_names(&mut events, lrp_name),
+        ["actual_lrp_instance_created"]
+    );
 }
 
 async fn running(h: &Harness, index: i32, instance: &str) -> ActualLrpInstanceKey {
     let a = ik(instance, "c1");
-    h.bbs.claim_actual_lrp(&key("web", index), &a).await.unwrap();
-    h.bbs.start_actual_lrp(&key("web", index), &a, &net(61000), true).await.unwrap();
+    h.bbs
+        .claim_actual_lrp(&key("web", index), &a)
+        .await
+        .unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", index), &a, &net(61000), true)
+        .await
+        .unwrap();
     a
 }
 
@@ -160,21 +225,39 @@ async fn crash_restart_policy_through_the_bbs() {
     for n in 1..=2 {
         let a = running(&h, 0, &format!("i{n}")).await;
         drain_names(&mut events, lrp_name);
-        h.bbs.crash_actual_lrp(&key("web", 0), &a, "boom").await.unwrap();
+        h.bbs
+            .crash_actual_lrp(&key("web", 0), &a, "boom")
+            .await
+            .unwrap();
         let row = h.ordinary("web", 0).await;
-        assert_eq!(row.state, ActualLrpState::Unclaimed, "crash {n} restarts at once");
+        assert_eq!(
+            row.state,
+            ActualLrpState::Unclaimed,
+            "crash {n} restarts at once"
+        );
         assert_eq!(row.crash_count, n);
         assert_eq!(row.crash_reason, "boom");
         assert!(row.instance_key.is_none());
         assert_eq!(
             drain_names(&mut events, lrp_name),
-            ["actual_lrp_crashed", "actual_lrp_instance_created", "actual_lrp_instance_removed"]
+            [
+                "actual_lrp_crashed",
+                "actual_lrp_instance_created",
+                "actual_lrp_instance_removed"
+            ]
         );
-        assert_eq!(h.auctioneer.take_lrp_requests().len(), 1, "an immediate restart is auctioned");
+        assert_eq!(
+            h.auctioneer.take_lrp_requests().len(),
+            1,
+            "an immediate restart is auctioned"
+        );
     }
     let a = running(&h, 0, "i3").await;
     drain_names(&mut events, lrp_name);
-    h.bbs.crash_actual_lrp(&key("web", 0), &a, "boom").await.unwrap();
+    h.bbs
+        .crash_actual_lrp(&key("web", 0), &a, "boom")
+        .await
+        .unwrap();
     let row = h.ordinary("web", 0).await;
     assert_eq!(row.state, ActualLrpState::Crashed);
     assert_eq!(row.crash_count, 3);
@@ -182,14 +265,19 @@ async fn crash_restart_policy_through_the_bbs() {
         drain_names(&mut events, lrp_name),
         ["actual_lrp_crashed", "actual_lrp_instance_changed"]
     );
-    assert!(h.auctioneer.take_lrp_requests().is_empty(), "a delayed restart waits for convergence");
+    assert!(
+        h.auctioneer.take_lrp_requests().is_empty(),
+        "a delayed restart waits for convergence"
+    );
     // A CRASHED row cannot be claimed, started or crashed.
     assert!(matches!(
         h.bbs.claim_actual_lrp(&key("web", 0), &a).await,
         Err(Error::ActualLrpCannotBeClaimed)
     ));
     assert!(matches!(
-        h.bbs.start_actual_lrp(&key("web", 0), &a, &net(1), true).await,
+        h.bbs
+            .start_actual_lrp(&key("web", 0), &a, &net(1), true)
+            .await,
         Err(Error::ActualLrpCannotBeStarted)
     ));
     assert!(matches!(
@@ -204,15 +292,24 @@ async fn crash_count_resets_after_five_minutes_running_and_reasons_are_truncated
     h.bbs.desire_lrp(lrp("web", 1)).await.unwrap();
     for n in 1..=2 {
         let a = running(&h, 0, &format!("i{n}")).await;
-        h.bbs.crash_actual_lrp(&key("web", 0), &a, "boom").await.unwrap();
+        h.bbs
+            .crash_actual_lrp(&key("web", 0), &a, "boom")
+            .await
+            .unwrap();
     }
     let a = running(&h, 0, "i3").await;
     h.advance(Duration::from_secs(5 * 60 + 1));
     let mut events = h.bbs.events().subscribe_lrp(None);
     let long = "y".repeat(3_000);
-    h.bbs.crash_actual_lrp(&key("web", 0), &a, &long).await.unwrap();
+    h.bbs
+        .crash_actual_lrp(&key("web", 0), &a, &long)
+        .await
+        .unwrap();
     let row = h.ordinary("web", 0).await;
-    assert_eq!(row.crash_count, 1, "a crash after 5 minutes RUNNING resets the count");
+    assert_eq!(
+        row.crash_count, 1,
+        "a crash after 5 minutes RUNNING resets the count"
+    );
     assert_eq!(row.state, ActualLrpState::Unclaimed);
     assert!(row.crash_reason.ends_with("(truncated)"));
     assert_eq!(row.crash_reason.len(), 1_024);
@@ -248,12 +345,22 @@ async fn crash_200_is_never_restarted() {
     row.instance_key = Some(ik("a", "c1"));
     row.modification_tag = before.modification_tag.incremented();
     let mut b = WriteBatch::new();
-    b.put(Record::ActualLrp(row), Precondition::Tag(before.modification_tag));
+    b.put(
+        Record::ActualLrp(row),
+        Precondition::Tag(before.modification_tag),
+    );
     h.bbs.store().write(b).await.unwrap();
-    h.bbs.crash_actual_lrp(&key("web", 0), &ik("a", "c1"), "boom").await.unwrap();
+    h.bbs
+        .crash_actual_lrp(&key("web", 0), &ik("a", "c1"), "boom")
+        .await
+        .unwrap();
     let row = h.ordinary("web", 0).await;
     assert_eq!((row.state, row.crash_count), (ActualLrpState::Crashed, 200));
-    assert!(!h.bbs.config().restart.should_restart(200, row.since, row.since + Duration::from_secs(86_400)));
+    assert!(!h.bbs.config().restart.should_restart(
+        200,
+        row.since,
+        row.since + Duration::from_secs(86_400)
+    ));
 }
 
 #[tokio::test]
@@ -264,13 +371,23 @@ async fn fail_actual_lrp_only_from_unclaimed() {
         .fail_actual_lrp(&key("web", 0), "insufficient resources: memory")
         .await
         .unwrap();
-    assert_eq!(h.ordinary("web", 0).await.placement_error, "insufficient resources: memory");
+    assert_eq!(
+        h.ordinary("web", 0).await.placement_error,
+        "insufficient resources: memory"
+    );
     running(&h, 1, "a").await;
-    let e = h.bbs.fail_actual_lrp(&key("web", 1), "x").await.unwrap_err();
+    let e = h
+        .bbs
+        .fail_actual_lrp(&key("web", 1), "x")
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::ActualLrpCannotBeFailed));
     h.bbs.fail_actual_lrp(&key("web", 7), "x").await.unwrap();
     // A claim clears the placement error.
-    h.bbs.claim_actual_lrp(&key("web", 0), &ik("b", "c1")).await.unwrap();
+    h.bbs
+        .claim_actual_lrp(&key("web", 0), &ik("b", "c1"))
+        .await
+        .unwrap();
     assert_eq!(h.ordinary("web", 0).await.placement_error, "");
 }
 
@@ -280,12 +397,22 @@ async fn remove_and_retire() {
     h.register_cell("c1").await;
     h.bbs.desire_lrp(lrp("web", 3)).await.unwrap();
     let a = running(&h, 0, "a").await;
-    let e = h.bbs.remove_actual_lrp(&key("web", 0), Some(&ik("z", "c1"))).await.unwrap_err();
+    let e = h
+        .bbs
+        .remove_actual_lrp(&key("web", 0), Some(&ik("z", "c1")))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::ActualLrpCannotBeRemoved));
     let mut events = h.bbs.events().subscribe_lrp(None);
-    h.bbs.remove_actual_lrp(&key("web", 0), Some(&a)).await.unwrap();
+    h.bbs
+        .remove_actual_lrp(&key("web", 0), Some(&a))
+        .await
+        .unwrap();
     assert!(h.row("web", 0, Presence::Ordinary).await.is_none());
-    assert_eq!(drain_names(&mut events, lrp_name), ["actual_lrp_instance_removed"]);
+    assert_eq!(
+        drain_names(&mut events, lrp_name),
+        ["actual_lrp_instance_removed"]
+    );
     assert!(matches!(
         h.bbs.remove_actual_lrp(&key("web", 0), None).await,
         Err(Error::ResourceNotFound)
@@ -305,7 +432,10 @@ async fn remove_and_retire() {
             instance_key: b.clone()
         }]
     );
-    assert!(h.row("web", 2, Presence::Ordinary).await.is_some(), "the cell removes it when stopped");
+    assert!(
+        h.row("web", 2, Presence::Ordinary).await.is_some(),
+        "the cell removes it when stopped"
+    );
     // An unreachable cell: five attempts, then the error.
     h.reps.set_failing(true);
     assert!(h.bbs.retire_actual_lrp(&key("web", 2)).await.is_err());
@@ -323,10 +453,23 @@ async fn scaling_up_and_down() {
     h.bbs.desire_lrp(lrp("web", 2)).await.unwrap();
     h.auctioneer.take_lrp_requests();
     h.bbs
-        .update_desired_lrp(&pg("web"), DesiredLrpUpdate { instances: Some(5), ..Default::default() })
+        .update_desired_lrp(
+            &pg("web"),
+            DesiredLrpUpdate {
+                instances: Some(5),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(h.bbs.actual_lrps(&ActualLrpFilter::process(&pg("web"))).await.unwrap().len(), 5);
+    assert_eq!(
+        h.bbs
+            .actual_lrps(&ActualLrpFilter::process(&pg("web")))
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
     assert_eq!(h.auctioneer.take_lrp_requests()[0].indices, [2, 3, 4]);
     let running3 = running(&h, 3, "r3").await;
     let running4 = running(&h, 4, "r4").await;
@@ -340,12 +483,21 @@ async fn scaling_up_and_down() {
 
     let before = h.bbs.desired_lrp_by_process_guid(&pg("web")).await.unwrap();
     h.bbs
-        .update_desired_lrp(&pg("web"), DesiredLrpUpdate { instances: Some(1), ..Default::default() })
+        .update_desired_lrp(
+            &pg("web"),
+            DesiredLrpUpdate {
+                instances: Some(1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let after = h.bbs.desired_lrp_by_process_guid(&pg("web")).await.unwrap();
     assert_eq!(after.scheduling_info.instances, 1);
-    assert!(after.scheduling_info.modification_tag.succeeds(&before.scheduling_info.modification_tag));
+    assert!(after
+        .scheduling_info
+        .modification_tag
+        .succeeds(&before.scheduling_info.modification_tag));
     // UNCLAIMED rows at or above the count are deleted; running ones are stopped by their cell.
     assert!(h.row("web", 1, Presence::Ordinary).await.is_none());
     assert!(h.row("web", 2, Presence::Ordinary).await.is_none());
@@ -386,13 +538,20 @@ async fn updates_change_only_their_fields_and_push_metric_tags() {
         .await
         .unwrap();
     let after = h.bbs.desired_lrp_by_process_guid(&pg("web")).await.unwrap();
-    assert_eq!(after.scheduling_info.routes.http_routes().unwrap()[0].hostnames, ["web.example"]);
+    assert_eq!(
+        after.scheduling_info.routes.http_routes().unwrap()[0].hostnames,
+        ["web.example"]
+    );
     assert_eq!(after.scheduling_info.annotation, "v2");
     assert_eq!(after.run_info.metric_tags, tags);
     assert_eq!(after.run_info.action, before.run_info.action);
     assert_eq!(after.scheduling_info.instances, 1);
     assert_eq!(drain_names(&mut events, lrp_name), ["desired_lrp_changed"]);
-    assert_eq!(h.ordinary("web", 0).await.state, ActualLrpState::Running, "no restart");
+    assert_eq!(
+        h.ordinary("web", 0).await.state,
+        ActualLrpState::Running,
+        "no restart"
+    );
     assert!(matches!(
         &h.reps.take_calls()[..],
         [RepCall::UpdateLrpInstance { metric_tags, .. }] if metric_tags == &tags
@@ -405,7 +564,13 @@ async fn updates_change_only_their_fields_and_push_metric_tags() {
     assert!(matches!(e, Error::ResourceNotFound));
     let e = h
         .bbs
-        .update_desired_lrp(&pg("web"), DesiredLrpUpdate { instances: Some(-2), ..Default::default() })
+        .update_desired_lrp(
+            &pg("web"),
+            DesiredLrpUpdate {
+                instances: Some(-2),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(e.validation_errors().unwrap().has_field("instances"));
@@ -459,10 +624,16 @@ async fn suspect_instances() {
 
     // Claim and start from the suspect instance are ignored, answered as success.
     h.bbs.claim_actual_lrp(&key("web", 0), &old).await.unwrap();
-    h.bbs.start_actual_lrp(&key("web", 0), &old, &net(1), true).await.unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &old, &net(1), true)
+        .await
+        .unwrap();
     assert_eq!(h.ordinary("web", 0).await.state, ActualLrpState::Unclaimed);
     // A crash from the suspect instance deletes the suspect row.
-    h.bbs.crash_actual_lrp(&key("web", 0), &old, "gone").await.unwrap();
+    h.bbs
+        .crash_actual_lrp(&key("web", 0), &old, "gone")
+        .await
+        .unwrap();
     assert!(h.row("web", 0, Presence::Suspect).await.is_none());
     assert_eq!(h.ordinary("web", 0).await.crash_count, 0);
 }
@@ -480,8 +651,14 @@ async fn a_running_replacement_ends_the_suspect_and_evacuating_rows() {
     let mut events = h.bbs.events().subscribe_lrp(None);
     let new = ik("new", "c2");
     h.bbs.claim_actual_lrp(&key("web", 0), &new).await.unwrap();
-    assert!(h.row("web", 0, Presence::Suspect).await.is_some(), "kept until the replacement runs");
-    h.bbs.start_actual_lrp(&key("web", 0), &new, &net(2), true).await.unwrap();
+    assert!(
+        h.row("web", 0, Presence::Suspect).await.is_some(),
+        "kept until the replacement runs"
+    );
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &new, &net(2), true)
+        .await
+        .unwrap();
     assert!(h.row("web", 0, Presence::Suspect).await.is_none());
     assert_eq!(
         drain_names(&mut events, lrp_name),
@@ -502,9 +679,24 @@ async fn the_cell_filter_and_per_instance_order() {
     let mut all = h.bbs.events().subscribe_lrp(None);
     let a = ik("a", "c1");
     h.bbs.claim_actual_lrp(&key("web", 0), &a).await.unwrap();
-    h.bbs.claim_actual_lrp(&key("web", 1), &ik("b", "c2")).await.unwrap();
-    h.bbs.start_actual_lrp(&key("web", 0), &a, &net(1), true).await.unwrap();
-    h.bbs.update_desired_lrp(&pg("web"), DesiredLrpUpdate { annotation: Some("x".into()), ..Default::default() }).await.unwrap();
+    h.bbs
+        .claim_actual_lrp(&key("web", 1), &ik("b", "c2"))
+        .await
+        .unwrap();
+    h.bbs
+        .start_actual_lrp(&key("web", 0), &a, &net(1), true)
+        .await
+        .unwrap();
+    h.bbs
+        .update_desired_lrp(
+            &pg("web"),
+            DesiredLrpUpdate {
+                annotation: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let mine = drain(&mut c1);
     assert_eq!(mine.len(), 2, "only c1's actual-LRP events: {mine:?}");
     let states: Vec<_> = mine
@@ -521,18 +713,33 @@ async fn the_cell_filter_and_per_instance_order() {
 #[tokio::test]
 async fn domains_and_cell_presences_expire() {
     let h = harness();
-    h.bbs.upsert_domain("apps", Duration::from_secs(120)).await.unwrap();
-    h.bbs.upsert_domain("forever", Duration::ZERO).await.unwrap();
+    h.bbs
+        .upsert_domain("apps", Duration::from_secs(120))
+        .await
+        .unwrap();
+    h.bbs
+        .upsert_domain("forever", Duration::ZERO)
+        .await
+        .unwrap();
     assert!(h.bbs.upsert_domain("", Duration::ZERO).await.is_err());
     h.register_cell("c1").await;
     assert_eq!(h.bbs.cells().await.unwrap().len(), 1);
     h.advance(Duration::from_secs(10));
     h.register_cell("c1").await; // renewed
     h.advance(Duration::from_secs(10));
-    assert_eq!(h.bbs.cell_by_id(&CellId::new("c1")).await.unwrap().cell_id, "c1");
+    assert_eq!(
+        h.bbs.cell_by_id(&CellId::new("c1")).await.unwrap().cell_id,
+        "c1"
+    );
     h.advance(Duration::from_secs(6));
-    assert!(h.bbs.cells().await.unwrap().is_empty(), "15 s after the last renewal the lease is over");
-    assert!(matches!(h.bbs.cell_by_id(&CellId::new("c1")).await, Err(Error::ResourceNotFound)));
+    assert!(
+        h.bbs.cells().await.unwrap().is_empty(),
+        "15 s after the last renewal the lease is over"
+    );
+    assert!(matches!(
+        h.bbs.cell_by_id(&CellId::new("c1")).await,
+        Err(Error::ResourceNotFound)
+    ));
     let expired = h.bbs.expire_cells().await.unwrap();
     assert_eq!(expired.len(), 1);
     let mut fresh = h.bbs.domains().await.unwrap();
@@ -542,7 +749,13 @@ async fn domains_and_cell_presences_expire() {
     assert_eq!(h.bbs.domains().await.unwrap(), ["forever"]);
     assert_eq!(h.bbs.prune_expired_domains().await.unwrap(), ["apps"]);
     let bad = CellPresence::default();
-    assert!(h.bbs.register_cell(&bad).await.unwrap_err().validation_errors().is_some());
+    assert!(h
+        .bbs
+        .register_cell(&bad)
+        .await
+        .unwrap_err()
+        .validation_errors()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,7 +763,9 @@ async fn many_claimers_exactly_one_wins_even_across_bbs_processes() {
     // Four BBS handles on one store stand for four BBS processes: only the store's
     // compare-and-swap keeps them from losing each other's writes.
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let bbss: Vec<Bbs> = (0..4).map(|_| Bbs::builder().store(store.clone()).build()).collect();
+    let bbss: Vec<Bbs> = (0..4)
+        .map(|_| Bbs::builder().store(store.clone()).build())
+        .collect();
     for round in 0..10 {
         let p = format!("web{round}");
         bbss[0].desire_lrp(lrp(&p, 1)).await.unwrap();
@@ -559,7 +774,8 @@ async fn many_claimers_exactly_one_wins_even_across_bbs_processes() {
             let bbs = bbss[i % 4].clone();
             let p = p.clone();
             handles.push(tokio::spawn(async move {
-                bbs.claim_actual_lrp(&key(&p, 0), &ik(&format!("i{i}"), &format!("c{i}"))).await
+                bbs.claim_actual_lrp(&key(&p, 0), &ik(&format!("i{i}"), &format!("c{i}")))
+                    .await
             }));
         }
         let mut wins = 0;

@@ -94,7 +94,9 @@ fn expected_error(op: &Op, e: &Error) -> bool {
             Op::Claim(..) => matches!(e, Error::ActualLrpCannotBeClaimed),
             Op::Start(..) => matches!(e, Error::ActualLrpCannotBeStarted),
             Op::Crash(..) | Op::EvacCrashed(..) => matches!(e, Error::ActualLrpCannotBeCrashed),
-            Op::Remove(..) | Op::RemoveEvacuating(..) => matches!(e, Error::ActualLrpCannotBeRemoved),
+            Op::Remove(..) | Op::RemoveEvacuating(..) => {
+                matches!(e, Error::ActualLrpCannotBeRemoved)
+            }
             Op::Fail(_) => matches!(e, Error::ActualLrpCannotBeFailed),
             _ => false,
         }
@@ -125,9 +127,21 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .start_actual_lrp(&k(*i), &instance(*g, *c), &net(61000 + u32::from(*c)), *r)
                     .await
             }
-            Op::Crash(i, g, c) => h.bbs.crash_actual_lrp(&k(*i), &instance(*g, *c), "boom").await,
-            Op::Remove(i, g, c) => h.bbs.remove_actual_lrp(&k(*i), Some(&instance(*g, *c))).await,
-            Op::Fail(i) => h.bbs.fail_actual_lrp(&k(*i), "insufficient resources").await,
+            Op::Crash(i, g, c) => {
+                h.bbs
+                    .crash_actual_lrp(&k(*i), &instance(*g, *c), "boom")
+                    .await
+            }
+            Op::Remove(i, g, c) => {
+                h.bbs
+                    .remove_actual_lrp(&k(*i), Some(&instance(*g, *c)))
+                    .await
+            }
+            Op::Fail(i) => {
+                h.bbs
+                    .fail_actual_lrp(&k(*i), "insufficient resources")
+                    .await
+            }
             Op::EvacRunning(i, g, c) => h
                 .bbs
                 .evacuate_running_actual_lrp(&k(*i), &instance(*g, *c), &net(1))
@@ -149,7 +163,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .await
                 .map(|_| ()),
             Op::RemoveEvacuating(i, g, c) => {
-                h.bbs.remove_evacuating_actual_lrp(&k(*i), &instance(*g, *c)).await
+                h.bbs
+                    .remove_evacuating_actual_lrp(&k(*i), &instance(*g, *c))
+                    .await
             }
             Op::Unclaim(i) => h.bbs.unclaim_actual_lrp(&k(*i)).await,
             Op::Advance(s) => {
@@ -162,10 +178,20 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         for e in drain(&mut events) {
             if let LrpEvent::ActualLrpInstanceChanged { before, after } = &e {
-                prop_assert!(allowed(before, after), "{op:?} made {:?} → {:?}", before, after);
+                prop_assert!(
+                    allowed(before, after),
+                    "{op:?} made {:?} → {:?}",
+                    before,
+                    after
+                );
             }
         }
-        for row in h.bbs.actual_lrps(&ActualLrpFilter::default()).await.unwrap() {
+        for row in h
+            .bbs
+            .actual_lrps(&ActualLrpFilter::default())
+            .await
+            .unwrap()
+        {
             well_formed(&row).map_err(TestCaseError::fail)?;
         }
         let after = ordinary_indices(&h).await;

@@ -57,9 +57,16 @@ async fn start_task_from_the_same_cell_is_not_changed_and_from_another_is_refuse
     h.bbs.desire_task(task_request("t1")).await.unwrap();
     assert!(h.bbs.start_task(&guid("t1"), &cell("c1")).await.unwrap());
     let t = h.bbs.task_by_guid(&guid("t1")).await.unwrap();
-    assert_eq!((t.state, t.cell_id.clone()), (TaskState::Running, Some(cell("c1"))));
+    assert_eq!(
+        (t.state, t.cell_id.clone()),
+        (TaskState::Running, Some(cell("c1")))
+    );
     assert!(!h.bbs.start_task(&guid("t1"), &cell("c1")).await.unwrap());
-    let e = h.bbs.start_task(&guid("t1"), &cell("c2")).await.unwrap_err();
+    let e = h
+        .bbs
+        .start_task(&guid("t1"), &cell("c2"))
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "Cannot transition from Running to Running");
     assert_eq!(e.kind(), "InvalidStateTransition");
 }
@@ -97,7 +104,10 @@ async fn complete_task_rules() {
         .complete_task(&guid("t1"), &cell("c1"), false, "", "again")
         .await
         .unwrap_err();
-    assert_eq!(e.to_string(), "Cannot transition from Completed to Completed");
+    assert_eq!(
+        e.to_string(),
+        "Cannot transition from Completed to Completed"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +130,10 @@ async fn cancel_fails_the_task_and_tells_its_cell() {
         }]
     );
     let e = h.bbs.cancel_task(&guid("t1")).await.unwrap_err();
-    assert_eq!(e.to_string(), "Cannot transition from Completed to Completed");
+    assert_eq!(
+        e.to_string(),
+        "Cannot transition from Completed to Completed"
+    );
 
     // A pending task is cancelled without a cell to tell.
     h.bbs.desire_task(task_request("t2")).await.unwrap();
@@ -139,7 +152,10 @@ async fn fail_task_and_truncated_reasons() {
     assert_eq!(t.failure_reason.len(), 1_013 + "(truncated)".len());
     assert!(t.failure_reason.ends_with("(truncated)"));
     let e = h.bbs.fail_task(&guid("t1"), "again").await.unwrap_err();
-    assert_eq!(e.to_string(), "Cannot transition from Completed to Completed");
+    assert_eq!(
+        e.to_string(),
+        "Cannot transition from Completed to Completed"
+    );
 }
 
 #[tokio::test]
@@ -180,10 +196,16 @@ async fn resolving_and_delete() {
     h.bbs.desire_task(task_request("t1")).await.unwrap();
     h.bbs.fail_task(&guid("t1"), "boom").await.unwrap();
     let e = h.bbs.delete_task(&guid("t1")).await.unwrap_err();
-    assert_eq!(e.to_string(), "Cannot transition from Completed to Resolving");
+    assert_eq!(
+        e.to_string(),
+        "Cannot transition from Completed to Resolving"
+    );
     h.bbs.resolving_task(&guid("t1")).await.unwrap();
     let e = h.bbs.resolving_task(&guid("t1")).await.unwrap_err();
-    assert_eq!(e.to_string(), "Cannot transition from Resolving to Resolving");
+    assert_eq!(
+        e.to_string(),
+        "Cannot transition from Resolving to Resolving"
+    );
     h.bbs.delete_task(&guid("t1")).await.unwrap();
     assert!(matches!(
         h.bbs.task_by_guid(&guid("t1")).await,
@@ -191,7 +213,12 @@ async fn resolving_and_delete() {
     ));
     assert_eq!(
         drain_names(&mut events, task_name),
-        ["task_created", "task_changed", "task_changed", "task_removed"]
+        [
+            "task_created",
+            "task_changed",
+            "task_changed",
+            "task_removed"
+        ]
     );
     // Pending → resolving is refused with Diego's text.
     h.bbs.desire_task(task_request("t2")).await.unwrap();
@@ -220,7 +247,10 @@ async fn wait_for_attempts(h: &Harness, n: usize) {
         }
         tokio::task::yield_now().await;
     }
-    panic!("expected {n} callback attempts, saw {}", h.callback.attempts().len());
+    panic!(
+        "expected {n} callback attempts, saw {}",
+        h.callback.attempts().len()
+    );
 }
 
 fn with_callback(g: &str) -> DesireTaskRequest {
@@ -274,14 +304,23 @@ async fn callbacks_retry_only_retryable_failures_then_stay_resolving() {
     h.bbs.fail_task(&guid("t2"), "x").await.unwrap();
     wait_for_attempts(&h, 3).await;
     let t = h.bbs.task_by_guid(&guid("t2")).await.unwrap();
-    assert_eq!(t.state, TaskState::Resolving, "after 3 failures the task stays Resolving");
+    assert_eq!(
+        t.state,
+        TaskState::Resolving,
+        "after 3 failures the task stays Resolving"
+    );
 
     let h = harness();
-    h.callback.script(vec![Delivery::GiveUp("connection refused".into())]);
+    h.callback
+        .script(vec![Delivery::GiveUp("connection refused".into())]);
     h.bbs.desire_task(with_callback("t3")).await.unwrap();
     h.bbs.fail_task(&guid("t3"), "x").await.unwrap();
     wait_for_attempts(&h, 1).await;
-    assert_eq!(h.callback.attempts().len(), 1, "a non-retryable failure is not retried");
+    assert_eq!(
+        h.callback.attempts().len(),
+        1,
+        "a non-retryable failure is not retried"
+    );
     let t = h.bbs.task_by_guid(&guid("t3")).await.unwrap();
     assert_eq!(t.state, TaskState::Resolving);
 }
@@ -312,7 +351,9 @@ async fn two_cells_starting_one_task_one_wins() {
         for c in ["c1", "c2"] {
             let bbs = h.bbs.clone();
             let g = guid(&g);
-            handles.push(tokio::spawn(async move { bbs.start_task(&g, &cell(c)).await }));
+            handles.push(tokio::spawn(
+                async move { bbs.start_task(&g, &cell(c)).await },
+            ));
         }
         let mut started = 0;
         let mut refused = 0;

@@ -10,11 +10,23 @@ use std::process::ExitCode;
 type Group = (&'static str, &'static str, fn() -> anyhow::Result<()>);
 
 /// Every known group: name, what it measures, and its runner.
-const GROUPS: &[Group] = &[(
-    "models",
-    "JSON round trip of a full DesiredLRP",
-    diego_benches::models::run,
-)];
+const GROUPS: &[Group] = &[
+    (
+        "models",
+        "JSON round trip of a full DesiredLRP",
+        diego_benches::models::run,
+    ),
+    (
+        "bbs",
+        "claim+start, listing and memory at 250,000 ActualLRPs (MemoryStore)",
+        diego_benches::bbs::run,
+    ),
+    (
+        "garden",
+        "container throughput of the process, fake and Linux backends (and runc)",
+        diego_benches::garden::run,
+    ),
+];
 
 fn usage() -> String {
     let mut s = String::from("usage: headline GROUP...\nknown groups:\n");

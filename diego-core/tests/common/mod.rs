@@ -70,7 +70,10 @@ impl Harness {
 
     pub async fn row(&self, pg: &str, index: i32, presence: Presence) -> Option<ActualLrp> {
         self.bbs
-            .actual_lrps(&store::ActualLrpFilter::instance(&ProcessGuid::new(pg), index))
+            .actual_lrps(&store::ActualLrpFilter::instance(
+                &ProcessGuid::new(pg),
+                index,
+            ))
             .await
             .unwrap()
             .into_iter()
@@ -78,12 +81,20 @@ impl Harness {
     }
 
     pub async fn ordinary(&self, pg: &str, index: i32) -> ActualLrp {
-        self.row(pg, index, Presence::Ordinary).await.expect("an ORDINARY row")
+        self.row(pg, index, Presence::Ordinary)
+            .await
+            .expect("an ORDINARY row")
     }
 }
 
 pub fn lrp(pg: &str, instances: i32) -> DesiredLrp {
-    DesiredLrp::new(pg, "apps", "preloaded:cflinuxfs4", instances, RunAction::new("/app", "vcap"))
+    DesiredLrp::new(
+        pg,
+        "apps",
+        "preloaded:cflinuxfs4",
+        instances,
+        RunAction::new("/app", "vcap"),
+    )
 }
 
 pub fn key(pg: &str, index: i32) -> ActualLrpKey {
@@ -110,12 +121,18 @@ pub fn task_request(guid: &str) -> DesireTaskRequest {
     DesireTaskRequest {
         task_guid: TaskGuid::new(guid),
         domain: "tasks".into(),
-        task_definition: TaskDefinition::new("preloaded:cflinuxfs4", RunAction::new("/bin/true", "vcap")),
+        task_definition: TaskDefinition::new(
+            "preloaded:cflinuxfs4",
+            RunAction::new("/bin/true", "vcap"),
+        ),
     }
 }
 
 /// The names of the events already in the stream (without waiting for more).
-pub fn drain_names<E: std::fmt::Debug>(stream: &mut EventStream<E>, name: fn(&E) -> &'static str) -> Vec<String> {
+pub fn drain_names<E: std::fmt::Debug>(
+    stream: &mut EventStream<E>,
+    name: fn(&E) -> &'static str,
+) -> Vec<String> {
     let mut out = Vec::new();
     while let Some(Some(item)) = stream.next().now_or_never() {
         match item {

@@ -1,0 +1,473 @@
+//! [`LinuxBackend`]: containers isolated by Linux namespaces and cgroups, each with its own
+//! root filesystem. Needs root.
+//!
+//! Each process of a container runs in fresh mount, uts, ipc and pid namespaces (it sees
+//! itself as the child of its own pid 1, and only its own processes), pivoted into the
+//! container's root: an overlay of the rootfs (a directory, or a tarball unpacked once and
+//! shared read-only) under a writable per-container layer. `/proc` and a minimal `/dev`
+//! are mounted. The container's cgroup (v1 or v2, detected) limits memory, pids and CPU
+//! weight; a process the kernel kills for memory exits with "(out of memory)" and the
+//! container records an "out of memory" event. Network: the host's, with `net_in`
+//! leasing host ports as the ProcessBackend does. Bridged networking is not offered
+//! (`net_in` never DNATs).
+
+mod cgroup;
+mod rootfs;
+mod sandbox;
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use self::cgroup::{Cgroup, CgroupLayout};
+use self::rootfs::{Overlay, RootfsResolver};
+use self::sandbox::{PlannedBind, SandboxPlan};
+use crate::backend::{Container, ContainerBackend};
+use crate::error::{Error, Result};
+use crate::host::process::SignalTarget;
+use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
+use crate::info::{Capabilities, Capacity, ContainerInfo, ContainerMetrics};
+use crate::process_backend::find_program;
+use crate::spec::{ContainerSpec, ProcessSpec, Properties, ResourceLimits};
+
+/// Settings of a [`LinuxBackend`].
+#[derive(Debug, Clone)]
+pub struct LinuxBackendConfig {
+    /// Where container directories (overlay layers and mount points) are made.
+    pub containers_dir: PathBuf,
+    /// Where rootfs tarballs are unpacked (once each).
+    pub rootfs_cache_dir: PathBuf,
+    /// The rootfs of containers whose spec names none (a directory or tarball path).
+    pub default_rootfs: String,
+    /// Rootfs directories or tarballs by name, for `preloaded:<name>` specs.
+    pub preloaded: BTreeMap<String, PathBuf>,
+    /// The cgroup (relative to each hierarchy's root) that holds the containers' cgroups;
+    /// `None`: `diego-rs-<hash of containers_dir>`, so backends with different
+    /// directories never share one.
+    pub cgroup_parent: Option<String>,
+    /// Memory offered to containers; `None`: the host's total.
+    pub memory_bytes: Option<u64>,
+    /// Disk offered to containers; `None`: the size of the filesystem of `containers_dir`.
+    pub disk_bytes: Option<u64>,
+    /// Most containers at once.
+    pub max_containers: u64,
+    /// Host ports `net_in` leases from.
+    pub port_range: std::ops::RangeInclusive<u16>,
+    /// How long `stop(false)` waits after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+    /// The IP reported as host and container IP.
+    pub host_ip: String,
+}
+
+impl LinuxBackendConfig {
+    /// Defaults with containers under `containers_dir` and this default rootfs.
+    pub fn new(containers_dir: impl Into<PathBuf>, default_rootfs: impl Into<String>) -> Self {
+        let containers_dir = containers_dir.into();
+        LinuxBackendConfig {
+            rootfs_cache_dir: containers_dir.join(".rootfs-cache"),
+            containers_dir,
+            default_rootfs: default_rootfs.into(),
+            preloaded: BTreeMap::new(),
+            cgroup_parent: None,
+            memory_bytes: None,
+            disk_bytes: None,
+            max_containers: 256,
+            port_range: 61_000..=65_000,
+            stop_grace: Duration::from_secs(10),
+            host_ip: "127.0.0.1".to_string(),
+        }
+    }
+}
+
+/// Namespaces, cgroups and an own root filesystem per container (see the module docs).
+pub struct LinuxBackend {
+    inner: HostBackend<NamespaceIsolation>,
+}
+
+impl std::fmt::Debug for LinuxBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinuxBackend").finish_non_exhaustive()
+    }
+}
+
+impl LinuxBackend {
+    /// Whether this host can run the backend; `Err` says why not (not root, no overlayfs).
+    pub fn available() -> std::result::Result<(), String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("the LinuxBackend needs root".to_string());
+        }
+        let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+        if !filesystems
+            .lines()
+            .any(|l| l.trim_end().ends_with("overlay"))
+        {
+            return Err("the kernel has no overlay filesystem".to_string());
+        }
+        Ok(())
+    }
+
+    /// A backend with these settings. Fails when [`available`](Self::available) does.
+    pub fn new(config: LinuxBackendConfig) -> Result<Self> {
+        LinuxBackend::available().map_err(|what| Error::Unsupported { what })?;
+        std::fs::create_dir_all(&config.containers_dir).map_err(|e| {
+            Error::backend(format!("creating {}", config.containers_dir.display()), e)
+        })?;
+        let cgroup_parent = config.cgroup_parent.clone().unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            config.containers_dir.hash(&mut hasher);
+            format!("diego-rs-{:016x}", hasher.finish())
+        });
+        let layout = CgroupLayout::detect();
+        tracing::debug!(?layout, "detected cgroups");
+        let isolation = NamespaceIsolation {
+            resolver: RootfsResolver::new(
+                config.default_rootfs.clone(),
+                config.preloaded.clone(),
+                config.rootfs_cache_dir.clone(),
+            ),
+            layout,
+            cgroup_parent,
+        };
+        let settings = HostSettings {
+            memory_bytes: config.memory_bytes.unwrap_or_else(host::host_memory_bytes),
+            disk_bytes: config
+                .disk_bytes
+                .unwrap_or_else(|| host::filesystem_bytes(&config.containers_dir)),
+            containers_dir: config.containers_dir,
+            max_containers: config.max_containers,
+            port_range: config.port_range,
+            stop_grace: config.stop_grace,
+            host_ip: config.host_ip,
+        };
+        Ok(LinuxBackend {
+            inner: HostBackend::new(isolation, settings)?,
+        })
+    }
+}
+
+#[async_trait]
+impl ContainerBackend for LinuxBackend {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn create(&self, spec: ContainerSpec) -> Result<Arc<dyn Container>> {
+        self.inner.create(spec).await
+    }
+
+    async fn destroy(&self, handle: &str) -> Result<()> {
+        self.inner.destroy(handle).await
+    }
+
+    async fn lookup(&self, handle: &str) -> Result<Arc<dyn Container>> {
+        self.inner.lookup(handle).await
+    }
+
+    async fn containers(&self, filter: &Properties) -> Result<Vec<Arc<dyn Container>>> {
+        self.inner.containers(filter).await
+    }
+
+    async fn capacity(&self) -> Result<Capacity> {
+        self.inner.capacity().await
+    }
+
+    async fn bulk_info(
+        &self,
+        handles: &[String],
+    ) -> Result<BTreeMap<String, Result<ContainerInfo>>> {
+        self.inner.bulk_info(handles).await
+    }
+
+    async fn bulk_metrics(
+        &self,
+        handles: &[String],
+    ) -> Result<BTreeMap<String, Result<ContainerMetrics>>> {
+        self.inner.bulk_metrics(handles).await
+    }
+}
+
+/// Isolation by namespaces, cgroups and overlay root filesystems.
+pub(crate) struct NamespaceIsolation {
+    resolver: RootfsResolver,
+    layout: CgroupLayout,
+    cgroup_parent: String,
+}
+
+impl Drop for NamespaceIsolation {
+    fn drop(&mut self) {
+        cgroup::remove_parent(&self.layout, &self.cgroup_parent);
+    }
+}
+
+/// A bind mount: host source, target under the container's root, read-only.
+type HostBind = (PathBuf, PathBuf, bool);
+
+/// A Linux container on the host: its directory, overlay and cgroup.
+pub(crate) struct LinuxSandbox {
+    dir: PathBuf,
+    overlay: Overlay,
+    cgroup: Cgroup,
+    hostname: Vec<u8>,
+    binds: Vec<HostBind>,
+}
+
+fn cstring(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("path contains a NUL byte: {}", path.display())))
+}
+
+fn cstr(text: &str) -> Result<CString> {
+    CString::new(text).map_err(|_| Error::invalid(format!("string contains a NUL byte: {text:?}")))
+}
+
+/// Looks a user up in the container's `/etc/passwd` (numeric uids are taken as they are).
+fn container_user(root: &Path, user: &str) -> Result<(u32, u32)> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok((uid, uid));
+    }
+    let passwd = archive::resolve_in_root(root, "/etc/passwd")?;
+    let text = std::fs::read_to_string(&passwd).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.len() >= 4 && fields[0] == user)
+                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+        })
+        .flatten()
+        .next()
+        .ok_or_else(|| Error::invalid(format!("unknown user in the container: {user}")))
+}
+
+impl NamespaceIsolation {
+    fn prepare(
+        &self,
+        spec: &ContainerSpec,
+        dir: &Path,
+        lower: &Path,
+    ) -> Result<(Overlay, Vec<HostBind>)> {
+        let overlay = Overlay::mount(dir, lower)?;
+        let made = (|| -> Result<Vec<HostBind>> {
+            for (sub, mode) in [("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)] {
+                let path = archive::resolve_in_root(&overlay.root, sub)?;
+                if !path.exists() {
+                    std::fs::create_dir_all(&path)
+                        .map_err(|e| Error::backend(format!("creating /{sub}"), e))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+                }
+            }
+            let mut binds = Vec::new();
+            for mount in &spec.bind_mounts {
+                let source = PathBuf::from(&mount.src_path);
+                let target = archive::resolve_in_root(&overlay.root, &mount.dst_path)?;
+                let is_dir = std::fs::metadata(&source)
+                    .map_err(|e| {
+                        Error::backend(format!("reading bind mount source {}", source.display()), e)
+                    })?
+                    .is_dir();
+                let made = if is_dir {
+                    std::fs::create_dir_all(&target)
+                } else {
+                    target
+                        .parent()
+                        .map(std::fs::create_dir_all)
+                        .unwrap_or(Ok(()))
+                        .and_then(|()| {
+                            std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&target)
+                                .map(drop)
+                        })
+                };
+                made.map_err(|e| {
+                    Error::backend(format!("creating mount point {}", mount.dst_path), e)
+                })?;
+                binds.push((source, target, mount.read_only));
+            }
+            Ok(binds)
+        })();
+        match made {
+            Ok(binds) => Ok((overlay, binds)),
+            Err(err) => {
+                let _ = overlay.unmount();
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Isolation for NamespaceIsolation {
+    type Sandbox = LinuxSandbox;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+            .with_memory_limit(self.layout.has("memory"))
+            .with_pids_limit(self.layout.has("pids"))
+            .with_cpu_weight(self.layout.has("cpu"))
+            .with_nofile_limit(true)
+            .with_isolation(true)
+    }
+
+    fn create(&self, spec: &ContainerSpec, dir: &Path) -> Result<LinuxSandbox> {
+        let lower = self.resolver.resolve(&spec.rootfs)?;
+        if dir.exists() {
+            // Left by a backend that died without cleaning up: the handle is free now.
+            let _ = umount2_quiet(&dir.join("rootfs"));
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| Error::backend(format!("clearing {}", dir.display()), e))?;
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::backend(format!("creating {}", dir.display()), e))?;
+        let (overlay, binds) = match self.prepare(spec, dir, &lower) {
+            Ok(made) => made,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(err);
+            }
+        };
+        let cgroup = match Cgroup::create(
+            &self.layout,
+            &self.cgroup_parent,
+            &spec.handle,
+            &spec.limits,
+        ) {
+            Ok(cgroup) => cgroup,
+            Err(err) => {
+                let _ = overlay.unmount();
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(err);
+            }
+        };
+        let hostname: Vec<u8> = spec.handle.as_bytes().iter().copied().take(63).collect();
+        Ok(LinuxSandbox {
+            dir: dir.to_path_buf(),
+            overlay,
+            cgroup,
+            hostname,
+            binds,
+        })
+    }
+
+    fn root<'a>(&self, sandbox: &'a LinuxSandbox) -> &'a Path {
+        &sandbox.overlay.root
+    }
+
+    fn command(
+        &self,
+        sandbox: &LinuxSandbox,
+        spec: &ProcessSpec,
+        env: &[(String, String)],
+        dir: &str,
+        limits: &ResourceLimits,
+    ) -> Result<tokio::process::Command> {
+        let root = &sandbox.overlay.root;
+        let program = find_program(&spec.path, env, root);
+        let under_root = |sub: &str| cstring(&root.join(sub));
+        let mut devices = Vec::new();
+        for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+            devices.push((
+                cstr(&format!("/dev/{name}"))?,
+                under_root(&format!("dev/{name}"))?,
+            ));
+        }
+        let links = vec![
+            (cstr("/proc/self/fd")?, under_root("dev/fd")?),
+            (cstr("/proc/self/fd/0")?, under_root("dev/stdin")?),
+            (cstr("/proc/self/fd/1")?, under_root("dev/stdout")?),
+            (cstr("/proc/self/fd/2")?, under_root("dev/stderr")?),
+            (cstr("pts/ptmx")?, under_root("dev/ptmx")?),
+        ];
+        let mut binds = Vec::new();
+        for (source, target, read_only) in &sandbox.binds {
+            binds.push(PlannedBind {
+                source: cstring(source)?,
+                target: cstring(target)?,
+                read_only: *read_only,
+            });
+        }
+        let user = match &spec.user {
+            Some(user) => Some(container_user(root, user)?),
+            None => None,
+        };
+        let plan = SandboxPlan {
+            cgroup_procs: sandbox
+                .cgroup
+                .procs_files()
+                .iter()
+                .map(|p| cstring(p))
+                .collect::<Result<_>>()?,
+            root: cstring(root)?,
+            hostname: sandbox.hostname.clone(),
+            proc_dir: under_root("proc")?,
+            dev_dir: under_root("dev")?,
+            shm_dir: under_root("dev/shm")?,
+            pts_dir: under_root("dev/pts")?,
+            devices,
+            links,
+            binds,
+            cwd: cstr(dir)?,
+            nofile: spec.limits.nofile.or(limits.nofile),
+            user,
+        };
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(&spec.args)
+            .env_clear()
+            .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .process_group(0);
+        // SAFETY: `enter` makes only raw system calls on data prepared here, as a
+        // pre_exec hook must; see the sandbox module.
+        unsafe {
+            command.pre_exec(move || plan.enter());
+        }
+        Ok(command)
+    }
+
+    fn signal_target(&self) -> SignalTarget {
+        SignalTarget::Process
+    }
+
+    fn kill_all(&self, sandbox: &LinuxSandbox) {
+        sandbox.cgroup.kill_all();
+    }
+
+    fn destroy(&self, sandbox: &LinuxSandbox) -> Result<()> {
+        let cgroup = sandbox.cgroup.remove();
+        let overlay = sandbox.overlay.unmount();
+        let removed = match std::fs::remove_dir_all(&sandbox.dir) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(Error::backend(
+                format!("removing {}", sandbox.dir.display()),
+                err,
+            )),
+        };
+        cgroup.and(overlay).and(removed)
+    }
+
+    fn usage(&self, sandbox: &LinuxSandbox, _pids: &[i32]) -> Usage {
+        Usage {
+            memory_bytes: sandbox.cgroup.memory_bytes(),
+            cpu_time: sandbox.cgroup.cpu_time(),
+        }
+    }
+
+    fn disk_bytes(&self, sandbox: &LinuxSandbox) -> u64 {
+        archive::disk_usage(&sandbox.overlay.upper)
+    }
+
+    fn oom_kills(&self, sandbox: &LinuxSandbox) -> u64 {
+        sandbox.cgroup.oom_kills()
+    }
+}
+
+fn umount2_quiet(path: &Path) -> nix::Result<()> {
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+}

@@ -1,0 +1,359 @@
+//! What runs between `fork` and `exec` for a process of a Linux container.
+//!
+//! The forked child (the *shim*) joins the container's cgroups, unshares mount, uts, ipc
+//! and pid namespaces and forks the container's *init* (pid 1 of the new pid namespace).
+//! The init mounts `/proc`, a minimal `/dev` and the bind mounts, pivots into the
+//! container's root and forks the *main* process, which execs the program. The shim and
+//! the init forward SIGTERM (and other catchable signals) down the chain and exit with
+//! the main process's status (`128 + n` after signal `n`). Killing the shim kills the
+//! init (parent-death signal), and with it the whole pid namespace.
+//!
+//! Everything here runs in a child of a multi-threaded process, so it only makes raw
+//! system calls on data prepared beforehand: no allocation, no locks.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The pid signals are forwarded to, in the shim (the init's) and in the init (main's).
+/// Each process has its own copy after `fork`.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+/// Signals passed down the chain.
+const FORWARDED: [c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+extern "C" fn forward(signal: c_int) {
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// A bind mount, as host source and target under the container's root (on the host).
+#[derive(Debug)]
+pub(crate) struct PlannedBind {
+    pub(crate) source: CString,
+    pub(crate) target: CString,
+    pub(crate) read_only: bool,
+}
+
+/// Everything the child needs, prepared in the parent.
+#[derive(Debug)]
+pub(crate) struct SandboxPlan {
+    /// `cgroup.procs` files to join.
+    pub(crate) cgroup_procs: Vec<CString>,
+    /// The container's root (the overlay mount) on the host.
+    pub(crate) root: CString,
+    /// The hostname.
+    pub(crate) hostname: Vec<u8>,
+    /// `<root>/proc`, `<root>/dev`, `<root>/dev/shm`, `<root>/dev/pts`.
+    pub(crate) proc_dir: CString,
+    pub(crate) dev_dir: CString,
+    pub(crate) shm_dir: CString,
+    pub(crate) pts_dir: CString,
+    /// (host device, target file) pairs bound into `/dev`.
+    pub(crate) devices: Vec<(CString, CString)>,
+    /// (link target, link path) pairs made in `/dev`.
+    pub(crate) links: Vec<(CString, CString)>,
+    /// Bind mounts.
+    pub(crate) binds: Vec<PlannedBind>,
+    /// The working directory, a container path.
+    pub(crate) cwd: CString,
+    /// `RLIMIT_NOFILE` for the process.
+    pub(crate) nofile: Option<u64>,
+    /// (uid, gid) to run as.
+    pub(crate) user: Option<(u32, u32)>,
+}
+
+fn check(ret: c_int) -> io::Result<c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Writes `data` to the file at `path` (no allocation).
+unsafe fn write_file(path: &CStr, data: &[u8]) -> io::Result<()> {
+    // SAFETY (whole function): plain system calls on valid pointers.
+    unsafe {
+        let fd = check(libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC))?;
+        let written = libc::write(fd, data.as_ptr().cast(), data.len());
+        let error = io::Error::last_os_error();
+        libc::close(fd);
+        if written < 0 {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// The decimal digits of `n` in `buf` (no allocation).
+fn digits(mut n: u32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// `128 + n` after signal `n`, else the exit code.
+fn code_of(status: c_int) -> c_int {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+unsafe fn install_forwarding(target: c_int) {
+    FORWARD_TO.store(target, Ordering::SeqCst);
+    // SAFETY (whole function): sigaction(2) with a zeroed, then filled, struct.
+    unsafe {
+        for signal in FORWARDED {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = forward as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+unsafe fn set_signal_mask(how: c_int, all: bool) {
+    // SAFETY (whole function): sigprocmask(2) on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        if all {
+            libc::sigfillset(&mut set);
+        } else {
+            libc::sigemptyset(&mut set);
+        }
+        libc::sigprocmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Closes every file descriptor (the shim and the init need none, and must not keep the
+/// pipe the parent watches for a failed exec).
+unsafe fn close_all() {
+    // SAFETY: close_range(2) takes plain integers.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+            for fd in 0..1024 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Waits for `child` (or, for the init, reaps any orphan until `child` ends) and exits
+/// with its status.
+unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
+    // SAFETY (whole function): waitpid(2) and _exit(2).
+    unsafe {
+        loop {
+            let mut status: c_int = 0;
+            let target = if reap_all { -1 } else { child };
+            let pid = libc::waitpid(target, &mut status, 0);
+            if pid == -1 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                libc::_exit(255);
+            }
+            if pid == child {
+                libc::_exit(code_of(status));
+            }
+        }
+    }
+}
+
+impl SandboxPlan {
+    /// Runs in the forked child. Returns `Ok` only in the main process, which then execs;
+    /// the shim and the init never return.
+    ///
+    /// # Safety
+    /// Call only between `fork` and `exec` (as a `pre_exec` hook).
+    pub(crate) unsafe fn enter(&self) -> io::Result<()> {
+        // SAFETY (whole function): raw system calls on data prepared by the parent.
+        unsafe {
+            let mut buf = [0u8; 12];
+            let pid = digits(libc::getpid() as u32, &mut buf);
+            for procs in &self.cgroup_procs {
+                write_file(procs, pid)?;
+            }
+            // The shim and the init are tiny; the OOM killer should pick the program.
+            let _ = write_file(c"/proc/self/oom_score_adj", b"-1000");
+            check(libc::unshare(
+                libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
+            ))?;
+            set_signal_mask(libc::SIG_BLOCK, true);
+            let init = check(libc::fork())?;
+            if init > 0 {
+                install_forwarding(init);
+                close_all();
+                set_signal_mask(libc::SIG_SETMASK, false);
+                wait_and_exit(init, false);
+            }
+            // The init: pid 1 of the new namespace.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            self.mount_root()?;
+            let main = check(libc::fork())?;
+            if main > 0 {
+                install_forwarding(main);
+                close_all();
+                set_signal_mask(libc::SIG_SETMASK, false);
+                wait_and_exit(main, true);
+            }
+            // The main process.
+            set_signal_mask(libc::SIG_SETMASK, false);
+            let _ = write_file(c"/proc/self/oom_score_adj", b"0");
+            check(libc::chdir(self.cwd.as_ptr()))?;
+            if let Some(nofile) = self.nofile {
+                let limit = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                check(libc::setrlimit(libc::RLIMIT_NOFILE, &limit))?;
+            }
+            if let Some((uid, gid)) = self.user {
+                check(libc::setgroups(0, std::ptr::null()))?;
+                check(libc::setgid(gid))?;
+                check(libc::setuid(uid))?;
+            }
+            Ok(())
+        }
+    }
+
+    unsafe fn mount_root(&self) -> io::Result<()> {
+        let none = std::ptr::null::<libc::c_char>();
+        // SAFETY (whole function): mount(2) and friends on C strings made by the parent.
+        unsafe {
+            check(libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::sethostname(
+                self.hostname.as_ptr().cast(),
+                self.hostname.len(),
+            ))?;
+            check(libc::mount(
+                c"proc".as_ptr(),
+                self.proc_dir.as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                c"tmpfs".as_ptr(),
+                self.dev_dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_STRICTATIME,
+                c"mode=755,size=65536k".as_ptr().cast(),
+            ))?;
+            for (device, target) in &self.devices {
+                let fd = check(libc::open(
+                    target.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o666,
+                ))?;
+                libc::close(fd);
+                check(libc::mount(
+                    device.as_ptr(),
+                    target.as_ptr(),
+                    none,
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ))?;
+            }
+            for (target, link) in &self.links {
+                check(libc::symlink(target.as_ptr(), link.as_ptr()))?;
+            }
+            check(libc::mkdir(self.shm_dir.as_ptr(), 0o1777))?;
+            check(libc::mount(
+                c"shm".as_ptr(),
+                self.shm_dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"mode=1777,size=65536k".as_ptr().cast(),
+            ))?;
+            check(libc::mkdir(self.pts_dir.as_ptr(), 0o755))?;
+            // A private devpts is nice to have; hosts that refuse it still run processes.
+            let _ = libc::mount(
+                c"devpts".as_ptr(),
+                self.pts_dir.as_ptr(),
+                c"devpts".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                c"newinstance,ptmxmode=0666,mode=0620".as_ptr().cast(),
+            );
+            for bind in &self.binds {
+                check(libc::mount(
+                    bind.source.as_ptr(),
+                    bind.target.as_ptr(),
+                    none,
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ))?;
+                if bind.read_only {
+                    check(libc::mount(
+                        none,
+                        bind.target.as_ptr(),
+                        none,
+                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+                        std::ptr::null(),
+                    ))?;
+                }
+            }
+            check(libc::chdir(self.root.as_ptr()))?;
+            check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int)?;
+            check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
+            check(libc::chdir(c"/".as_ptr()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_written_without_allocating() {
+        let mut buf = [0u8; 12];
+        assert_eq!(digits(0, &mut buf), b"0");
+        assert_eq!(digits(4_194_304, &mut buf), b"4194304");
+    }
+
+    #[test]
+    fn statuses_map_to_codes() {
+        assert_eq!(code_of(3 << 8), 3);
+        assert_eq!(code_of(libc::SIGKILL), 137);
+    }
+}

@@ -1,0 +1,369 @@
+//! The LinuxBackend: the whole conformance suite and the isolation tests. They need root
+//! and the busybox rootfs that `scripts/setup-garden.sh` builds; without them each test
+//! says why it skips (under `CI=true` as root, a missing rootfs fails instead).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diego_garden::conformance;
+use diego_garden::{
+    collect, BindMount, Container, ContainerBackend, ContainerSpec, Error, ExitStatus,
+    LinuxBackend, LinuxBackendConfig, ProcessSpec, ResourceLimits,
+};
+
+fn rootfs() -> PathBuf {
+    std::env::var_os("DIEGO_GARDEN_ROOTFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/diego-rs/rootfs/busybox"))
+}
+
+struct Fixture {
+    backend: LinuxBackend,
+    dir: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A backend for one test, or `None` (having said why) when this host cannot run it.
+fn fixture(name: &str) -> Option<Fixture> {
+    if let Err(why) = LinuxBackend::available() {
+        eprintln!("SKIPPED linux_backend::{name}: {why}");
+        return None;
+    }
+    let rootfs = rootfs();
+    if !rootfs.join("bin/sh").exists() {
+        let why = format!(
+            "no busybox rootfs at {} (run scripts/setup-garden.sh)",
+            rootfs.display()
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}: CI runs as root and must have it");
+        }
+        eprintln!("SKIPPED linux_backend::{name}: {why}");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("garden-linux-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cgroup_parent = format!("diego-rs-test-{name}-{}", std::process::id());
+    let mut config = LinuxBackendConfig::new(dir.join("containers"), rootfs.display().to_string());
+    config.cgroup_parent = Some(cgroup_parent.clone());
+    let backend = LinuxBackend::new(config).unwrap();
+    Some(Fixture {
+        backend,
+        dir,
+        cgroup_parent,
+    })
+}
+
+impl Fixture {
+    /// Nothing left: no container directory, no mount under our directory, no cgroup.
+    fn assert_clean(&self) {
+        let containers = self.dir.join("containers");
+        let left: Vec<_> = std::fs::read_dir(&containers)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".rootfs-cache")
+            .collect();
+        assert!(left.is_empty(), "container directories left: {left:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ours = self.dir.display().to_string();
+        let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(&ours)).collect();
+        assert!(leaked.is_empty(), "mounts left: {leaked:?}");
+        for controller in ["memory", "pids", "cpu", "cpuacct", "unified"] {
+            let dir = PathBuf::from("/sys/fs/cgroup")
+                .join(controller)
+                .join(&self.cgroup_parent);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let cgroups: Vec<_> = entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path())
+                    .collect();
+                assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+            }
+        }
+    }
+}
+
+macro_rules! conformance_tests {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some(fixture) = fixture(stringify!($scenario)) else { return };
+                conformance::$scenario(&fixture.backend).await;
+                fixture.assert_clean();
+            }
+        )*
+    };
+}
+
+conformance_tests!(
+    lifecycle,
+    duplicate_and_invalid_handles,
+    env_and_dir,
+    stdout_and_stderr,
+    exit_codes,
+    missing_executable,
+    signals,
+    kill_after_ignored_terminate,
+    stream_round_trip,
+    properties_and_filters,
+    capacity_accounting,
+    destroy_while_running,
+    stop,
+    attach,
+    net_in,
+    metrics_and_bulk,
+    nofile_limit,
+    memory_limit,
+    pids_limit,
+);
+
+async fn sh(container: &Arc<dyn Container>, script: &str) -> (ExitStatus, String, String) {
+    let process = container.run(ProcessSpec::shell(script)).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), process.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let out = String::from_utf8_lossy(&collect(process.stdout()).await.unwrap()).into_owned();
+    let err = String::from_utf8_lossy(&collect(process.stderr()).await.unwrap()).into_owned();
+    (status, out, err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_is_pid_1s_child_and_sees_only_its_namespace() {
+    let Some(fixture) = fixture("pidns") else {
+        return;
+    };
+    let container = fixture
+        .backend
+        .create(ContainerSpec::new("pidns"))
+        .await
+        .unwrap();
+    let (status, out, err) = sh(
+        &container,
+        "echo $$ $PPID; ls /proc | grep -c '^[0-9]'; hostname",
+    )
+    .await;
+    assert!(status.success(), "{status}: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "2 1",
+        "the process is not pid 1's child in its own namespace"
+    );
+    let visible: usize = lines[1].parse().unwrap();
+    assert!(
+        visible <= 5,
+        "the container sees {visible} processes (the host's?)"
+    );
+    assert_eq!(lines[2], "pidns");
+    fixture.backend.destroy("pidns").await.unwrap();
+    fixture.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_files_are_invisible_and_writes_stay_in_the_container() {
+    let Some(fixture) = fixture("fs") else { return };
+    let marker = fixture.dir.join("host-marker");
+    std::fs::write(&marker, "secret").unwrap();
+    let container = fixture
+        .backend
+        .create(ContainerSpec::new("fs"))
+        .await
+        .unwrap();
+    let script = format!(
+        "cat {} 2>/dev/null && echo SEEN; test -e /etc/os-release && echo HOST-ETC; \
+         echo mine > /etc/written; cat /etc/written; ls /dev",
+        marker.display()
+    );
+    let (status, out, err) = sh(&container, &script).await;
+    assert!(status.success(), "{status}: {err}");
+    assert!(!out.contains("SEEN"), "a host file is visible: {out}");
+    assert!(
+        !out.contains("HOST-ETC"),
+        "the host's /etc is visible: {out}"
+    );
+    assert!(out.contains("mine"));
+    for device in ["null", "zero", "urandom", "tty", "shm", "pts"] {
+        assert!(
+            out.lines().any(|l| l == device),
+            "/dev/{device} missing: {out}"
+        );
+    }
+    assert!(
+        !rootfs().join("etc/written").exists(),
+        "a write reached the shared rootfs"
+    );
+    // Another container does not see it.
+    let other = fixture
+        .backend
+        .create(ContainerSpec::new("fs-other"))
+        .await
+        .unwrap();
+    let (status, _, _) = sh(&other, "test -e /etc/written").await;
+    assert!(!status.success(), "a write leaked into another container");
+    fixture.backend.destroy("fs").await.unwrap();
+    fixture.backend.destroy("fs-other").await.unwrap();
+    fixture.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hog_is_oom_killed_and_the_host_is_unaffected() {
+    let Some(fixture) = fixture("oom") else {
+        return;
+    };
+    let limits = ResourceLimits {
+        memory_bytes: Some(24 << 20),
+        ..ResourceLimits::default()
+    };
+    let container = fixture
+        .backend
+        .create(ContainerSpec::new("oom").limits(limits))
+        .await
+        .unwrap();
+    let (status, _, _) = sh(&container, "echo started; tail /dev/zero").await;
+    assert_eq!(status.code, 137, "{status}");
+    assert!(status.out_of_memory, "{status}");
+    let info = container.info().await.unwrap();
+    assert_eq!(
+        info.events,
+        vec![diego_garden::OUT_OF_MEMORY_EVENT.to_string()]
+    );
+    // The host goes on.
+    assert!(std::process::Command::new("true")
+        .status()
+        .unwrap()
+        .success());
+    fixture.backend.destroy("oom").await.unwrap();
+    fixture.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_bomb_stops_at_the_pids_limit() {
+    let Some(fixture) = fixture("bomb") else {
+        return;
+    };
+    let limits = ResourceLimits {
+        pids: Some(32),
+        ..ResourceLimits::default()
+    };
+    let container = fixture
+        .backend
+        .create(ContainerSpec::new("bomb").limits(limits))
+        .await
+        .unwrap();
+    let bomb = container
+        .run(ProcessSpec::shell("b() { b | b & }; b; sleep 1000"))
+        .await
+        .unwrap();
+    let cgroup = ["pids", "unified"]
+        .iter()
+        .map(|h| {
+            PathBuf::from("/sys/fs/cgroup")
+                .join(h)
+                .join(&fixture.cgroup_parent)
+                .join("bomb")
+        })
+        .find(|dir| dir.join("pids.current").exists())
+        .expect("no pids cgroup for the container");
+    let mut most = 0u64;
+    let mut refused = 0u64;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let current: u64 = std::fs::read_to_string(cgroup.join("pids.current"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        most = most.max(current);
+        let events = std::fs::read_to_string(cgroup.join("pids.events")).unwrap_or_default();
+        refused = events
+            .lines()
+            .find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0);
+    }
+    assert!(most <= 32, "{most} processes under a limit of 32");
+    assert!(
+        refused > 0,
+        "no fork was refused at the limit (at most {most} processes)"
+    );
+    // The host still forks.
+    assert!(std::process::Command::new("true")
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::timeout(Duration::from_secs(60), fixture.backend.destroy("bomb"))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = bomb.wait().await.unwrap();
+    assert!(!status.success());
+    fixture.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarball_rootfs_bind_mounts_and_users() {
+    let Some(fixture) = fixture("rootfs") else {
+        return;
+    };
+    let tarball = format!("{}.tar", rootfs().display());
+    if !std::path::Path::new(&tarball).exists() {
+        eprintln!("SKIPPED linux_backend::tarball_rootfs_bind_mounts_and_users: no {tarball}");
+        return;
+    }
+    let shared = fixture.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("greeting"), "from the host\n").unwrap();
+    let mut spec = ContainerSpec::new("tarball").rootfs(&tarball);
+    spec.bind_mounts.push(BindMount {
+        src_path: shared.display().to_string(),
+        dst_path: "/mnt/shared".to_string(),
+        read_only: true,
+    });
+    let container = fixture.backend.create(spec).await.unwrap();
+    let (status, out, err) = sh(
+        &container,
+        "cat /mnt/shared/greeting; touch /mnt/shared/x 2>/dev/null || echo read-only",
+    )
+    .await;
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(out, "from the host\nread-only\n");
+    let mut as_vcap = ProcessSpec::shell("id -u");
+    as_vcap.user = Some("vcap".to_string());
+    let process = container.run(as_vcap).await.unwrap();
+    assert!(process.wait().await.unwrap().success());
+    assert_eq!(&collect(process.stdout()).await.unwrap()[..], b"2000\n");
+    // The tarball was unpacked once: a second container shares it.
+    fixture
+        .backend
+        .create(ContainerSpec::new("tarball-2").rootfs(&tarball))
+        .await
+        .unwrap();
+    let cache = fixture.dir.join("containers/.rootfs-cache");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    assert!(matches!(
+        fixture
+            .backend
+            .create(ContainerSpec::new("bad").rootfs("docker:///busybox"))
+            .await,
+        Err(Error::Unsupported { .. })
+    ));
+    assert!(fixture
+        .backend
+        .create(ContainerSpec::new("bad").rootfs("/no/such/rootfs"))
+        .await
+        .is_err());
+    fixture.backend.destroy("tarball").await.unwrap();
+    fixture.backend.destroy("tarball-2").await.unwrap();
+    fixture.assert_clean();
+}
