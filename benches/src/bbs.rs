@@ -68,7 +68,7 @@ pub async fn claim_start_all(bbs: &Bbs, writers: usize) -> anyhow::Result<f64> {
         .actual_lrps(&ActualLrpFilter::default())
         .await?
         .into_iter()
-        .map(|a| a.key)
+        .map(|a| a.key.clone())
         .collect();
     let keys = Arc::new(keys);
     let n = keys.len();

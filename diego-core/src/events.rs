@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey};
 use crate::desired_lrp::DesiredLrp;
@@ -37,16 +38,16 @@ pub enum LrpEvent {
     /// A DesiredLRP was deleted.
     DesiredLrpRemoved(DesiredLrp),
     /// An instance (a new instance guid, or a new row) appeared.
-    ActualLrpInstanceCreated(ActualLrp),
+    ActualLrpInstanceCreated(Arc<ActualLrp>),
     /// An instance changed.
     ActualLrpInstanceChanged {
         /// Before the change.
-        before: ActualLrp,
+        before: Arc<ActualLrp>,
         /// After the change.
-        after: ActualLrp,
+        after: Arc<ActualLrp>,
     },
     /// An instance went away.
-    ActualLrpInstanceRemoved(ActualLrp),
+    ActualLrpInstanceRemoved(Arc<ActualLrp>),
     /// An instance crashed.
     ActualLrpCrashed(ActualLrpCrashed),
 }
@@ -225,6 +226,9 @@ impl Default for EventHub {
     }
 }
 
+/// Times a subscriber with nothing to read yields to other tasks before it parks.
+const IDLE_YIELDS: u32 = 2;
+
 fn stream_of<E, F>(
     rx: broadcast::Receiver<Arc<Sequenced<E>>>,
     lag_policy: LagPolicy,
@@ -240,14 +244,30 @@ where
             if done {
                 return None;
             }
+            let mut idle_yields = 0;
             loop {
-                match rx.recv().await {
+                // Drain what is already there; when nothing is, let the writers run a
+                // little before parking, so a busy stream is read in batches instead of
+                // costing a cross-thread wake-up per event.
+                let next = match rx.try_recv() {
+                    Ok(ev) => Ok(ev),
+                    Err(TryRecvError::Empty) if idle_yields < IDLE_YIELDS => {
+                        idle_yields += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => rx.recv().await,
+                    Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                    Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                };
+                match next {
                     Ok(ev) => {
+                        idle_yields = 0;
                         if filter(&ev.event) {
                             return Some((EventItem::Event(ev), (rx, filter, false)));
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Err(RecvError::Lagged(missed)) => {
                         let end = lag_policy == LagPolicy::Disconnect;
                         if end {
                             tracing::warn!(
@@ -257,7 +277,7 @@ where
                         }
                         return Some((EventItem::Lagged { missed }, (rx, filter, end)));
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Err(RecvError::Closed) => return None,
                 }
             }
         },
@@ -282,8 +302,8 @@ mod tests {
         let hub = EventHub::default();
         let mut s = hub.subscribe_lrp(None);
         hub.emit_lrp([
-            LrpEvent::ActualLrpInstanceCreated(row(None)),
-            LrpEvent::ActualLrpInstanceRemoved(row(None)),
+            LrpEvent::ActualLrpInstanceCreated(Arc::new(row(None))),
+            LrpEvent::ActualLrpInstanceRemoved(Arc::new(row(None))),
         ]);
         let EventItem::Event(a) = s.next().await.unwrap() else {
             panic!()
@@ -302,10 +322,10 @@ mod tests {
         let mut s = hub.subscribe_lrp(Some(CellId::new("cell-1")));
         hub.emit_lrp([
             LrpEvent::DesiredLrpRemoved(DesiredLrp::default()),
-            LrpEvent::ActualLrpInstanceCreated(row(Some("cell-2"))),
+            LrpEvent::ActualLrpInstanceCreated(Arc::new(row(Some("cell-2")))),
             LrpEvent::ActualLrpInstanceChanged {
-                before: row(Some("cell-1")),
-                after: row(None),
+                before: Arc::new(row(Some("cell-1"))),
+                after: Arc::new(row(None)),
             },
         ]);
         let EventItem::Event(e) = s.next().await.unwrap() else {
@@ -340,7 +360,7 @@ mod tests {
         let hub = EventHub::new(2, LagPolicy::Disconnect);
         let mut s = hub.subscribe_lrp(None);
         for _ in 0..5 {
-            hub.emit_lrp([LrpEvent::ActualLrpInstanceCreated(row(None))]);
+            hub.emit_lrp([LrpEvent::ActualLrpInstanceCreated(Arc::new(row(None)))]);
         }
         assert_eq!(s.next().await, Some(EventItem::Lagged { missed: 3 }));
         assert_eq!(s.next().await, None);
@@ -348,7 +368,7 @@ mod tests {
 
     #[test]
     fn wire_names() {
-        let e = LrpEvent::ActualLrpInstanceCreated(row(None));
+        let e = LrpEvent::ActualLrpInstanceCreated(Arc::new(row(None)));
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["type"], "actual_lrp_instance_created");
         assert_eq!(e.name(), "actual_lrp_instance_created");

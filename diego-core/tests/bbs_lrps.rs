@@ -346,7 +346,7 @@ async fn crash_200_is_never_restarted() {
     row.modification_tag = before.modification_tag.incremented();
     let mut b = WriteBatch::new();
     b.put(
-        Record::ActualLrp(row),
+        Record::actual_lrp(row),
         Precondition::Tag(before.modification_tag),
     );
     h.bbs.store().write(b).await.unwrap();
@@ -478,7 +478,7 @@ async fn scaling_up_and_down() {
     evac.presence = Presence::Evacuating;
     evac.modification_tag = ModificationTag::fresh();
     let mut b = WriteBatch::new();
-    b.put(Record::ActualLrp(evac), Precondition::Absent);
+    b.put(Record::actual_lrp(evac), Precondition::Absent);
     h.bbs.store().write(b).await.unwrap();
 
     let before = h.bbs.desired_lrp_by_process_guid(&pg("web")).await.unwrap();
@@ -606,7 +606,7 @@ async fn remove_desired_lrp_retires_its_instances() {
 
 async fn put_row(h: &Harness, row: ActualLrp) {
     let mut b = WriteBatch::new();
-    b.put(Record::ActualLrp(row), Precondition::Absent);
+    b.put(Record::actual_lrp(row), Precondition::Absent);
     h.bbs.store().write(b).await.unwrap();
 }
 

@@ -1,6 +1,8 @@
 //! ActualLRP operations: claim, start, crash (with the restart policy), fail, remove,
 //! retire, unclaim — SPEC.md's transition table, checked on every call.
 
+use std::sync::Arc;
+
 use tracing::instrument;
 
 use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
@@ -18,26 +20,32 @@ use crate::truncate::truncate_cell_string;
 use crate::validation::{FieldPath, Validate, Validator};
 
 /// The row of `rows` with `presence`.
-pub(super) fn find(rows: &[ActualLrp], presence: Presence) -> Option<&ActualLrp> {
+pub(super) fn find(rows: &[Arc<ActualLrp>], presence: Presence) -> Option<&Arc<ActualLrp>> {
     rows.iter().find(|r| r.presence == presence)
 }
 
 /// The row of `rows` held by `instance_key`, any presence.
 pub(super) fn held_by<'a>(
-    rows: &'a [ActualLrp],
+    rows: &'a [Arc<ActualLrp>],
     ik: &ActualLrpInstanceKey,
-) -> Option<&'a ActualLrp> {
+) -> Option<&'a Arc<ActualLrp>> {
     rows.iter().find(|r| r.instance_key.as_ref() == Some(ik))
 }
 
 /// Adds "replace `before` by `after`" to `batch` (compare-and-swap on `before`'s tag),
-/// bumping `after`'s tag.
-pub(super) fn put_update(batch: &mut WriteBatch, before: &ActualLrp, after: &mut ActualLrp) {
+/// bumping `after`'s tag; returns the stored row.
+pub(super) fn put_update(
+    batch: &mut WriteBatch,
+    before: &ActualLrp,
+    mut after: ActualLrp,
+) -> Arc<ActualLrp> {
     after.modification_tag = before.modification_tag.incremented();
+    let after = Arc::new(after);
     batch.put(
         Record::ActualLrp(after.clone()),
         Precondition::Tag(before.modification_tag.clone()),
     );
+    after
 }
 
 /// Adds "delete `row`" to `batch` (compare-and-swap on its tag).
@@ -48,28 +56,36 @@ pub(super) fn delete_row(batch: &mut WriteBatch, row: &ActualLrp) {
     );
 }
 
-/// `before` unclaimed in place, and the events that says (Created+Removed for a new
-/// UNCLAIMED instance, Changed when it already was UNCLAIMED).
-pub(super) fn unclaimed(before: &ActualLrp, now: Timestamp) -> (ActualLrp, Vec<LrpEvent>) {
+/// `before` as an UNCLAIMED row (its tag not yet bumped).
+pub(super) fn unclaimed_row(before: &ActualLrp, now: Timestamp) -> ActualLrp {
     let mut after = before.clone();
     after.state = ActualLrpState::Unclaimed;
     after.instance_key = None;
     after.net_info = None;
     after.routable = false;
     after.since = now;
-    after.modification_tag = before.modification_tag.incremented();
-    let events = if before.state == ActualLrpState::Unclaimed {
+    after
+}
+
+/// Adds "unclaim `before` in place" to `batch`; returns the events that says (Created+Removed
+/// for a new UNCLAIMED instance, Changed when it already was UNCLAIMED).
+pub(super) fn unclaim(
+    batch: &mut WriteBatch,
+    before: &Arc<ActualLrp>,
+    now: Timestamp,
+) -> Vec<LrpEvent> {
+    let after = put_update(batch, before, unclaimed_row(before, now));
+    if before.state == ActualLrpState::Unclaimed {
         vec![LrpEvent::ActualLrpInstanceChanged {
             before: before.clone(),
-            after: after.clone(),
+            after,
         }]
     } else {
         vec![
-            LrpEvent::ActualLrpInstanceCreated(after.clone()),
+            LrpEvent::ActualLrpInstanceCreated(after),
             LrpEvent::ActualLrpInstanceRemoved(before.clone()),
         ]
-    };
-    (after, events)
+    }
 }
 
 fn validate_keys(key: &ActualLrpKey, ik: Option<&ActualLrpInstanceKey>) -> Result<()> {
@@ -82,7 +98,7 @@ fn validate_keys(key: &ActualLrpKey, ik: Option<&ActualLrpInstanceKey>) -> Resul
 }
 
 impl Bbs {
-    pub(super) async fn instance_rows(&self, key: &ActualLrpKey) -> Result<Vec<ActualLrp>> {
+    pub(super) async fn instance_rows(&self, key: &ActualLrpKey) -> Result<Vec<Arc<ActualLrp>>> {
         self.inner
             .store
             .actual_lrps(&ActualLrpFilter::instance(&key.process_guid, key.index))
@@ -90,7 +106,7 @@ impl Bbs {
     }
 
     /// ActualLRP rows matching `filter`.
-    pub async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<ActualLrp>> {
+    pub async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
         self.inner.store.actual_lrps(filter).await
     }
 
@@ -116,7 +132,7 @@ impl Bbs {
 
     fn plan_claim(
         &self,
-        rows: &[ActualLrp],
+        rows: &[Arc<ActualLrp>],
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
     ) -> Result<Change<()>> {
@@ -140,7 +156,7 @@ impl Bbs {
         if before.state == ActualLrpState::Claimed && same {
             return Ok(Change::none(()));
         }
-        let mut after = before.clone();
+        let mut after = ActualLrp::clone(before);
         after.state = ActualLrpState::Claimed;
         after.instance_key = Some(ik.clone());
         after.net_info = None;
@@ -148,7 +164,7 @@ impl Bbs {
         after.placement_error.clear();
         after.since = self.inner.clock.now();
         let mut change = Change::none(());
-        put_update(&mut change.batch, before, &mut after);
+        let after = put_update(&mut change.batch, before, after);
         change.lrp_events.push(LrpEvent::ActualLrpInstanceChanged {
             before: before.clone(),
             after,
@@ -182,7 +198,7 @@ impl Bbs {
 
     fn plan_start(
         &self,
-        rows: &[ActualLrp],
+        rows: &[Arc<ActualLrp>],
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
         net_info: &ActualLrpNetInfo,
@@ -201,6 +217,7 @@ impl Bbs {
                 row.instance_key = Some(ik.clone());
                 row.net_info = Some(net_info.clone());
                 row.routable = routable;
+                let row = Arc::new(row);
                 change
                     .batch
                     .put(Record::ActualLrp(row.clone()), Precondition::Absent);
@@ -226,14 +243,14 @@ impl Bbs {
                     if !allowed {
                         return Err(Error::ActualLrpCannotBeStarted);
                     }
-                    let mut after = before.clone();
+                    let mut after = ActualLrp::clone(before);
                     after.state = ActualLrpState::Running;
                     after.instance_key = Some(ik.clone());
                     after.net_info = Some(net_info.clone());
                     after.routable = routable;
                     after.placement_error.clear();
                     after.since = now;
-                    put_update(&mut change.batch, before, &mut after);
+                    let after = put_update(&mut change.batch, before, after);
                     change.lrp_events.push(LrpEvent::ActualLrpInstanceChanged {
                         before: before.clone(),
                         after,
@@ -284,7 +301,7 @@ impl Bbs {
     /// The crash of the ORDINARY row held by `ik`; `value` says whether to auction now.
     pub(super) fn plan_crash(
         &self,
-        rows: &[ActualLrp],
+        rows: &[Arc<ActualLrp>],
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
         reason: &str,
@@ -316,7 +333,7 @@ impl Bbs {
             before.since,
             now,
         );
-        let mut after = before.clone();
+        let mut after = ActualLrp::clone(before);
         after.state = ActualLrpState::Crashed;
         after.instance_key = None;
         after.net_info = None;
@@ -329,7 +346,7 @@ impl Bbs {
             after.state = ActualLrpState::Unclaimed;
         }
         let mut change = Change::none(restart);
-        put_update(&mut change.batch, before, &mut after);
+        let after = put_update(&mut change.batch, before, after);
         change
             .lrp_events
             .push(LrpEvent::ActualLrpCrashed(ActualLrpCrashed {
@@ -373,11 +390,11 @@ impl Bbs {
                     Err(Error::ActualLrpCannotBeFailed)
                 }
                 Some(before) => {
-                    let mut after = before.clone();
+                    let mut after = ActualLrp::clone(before);
                     after.placement_error = truncate_cell_string(placement_error);
                     after.since = self.inner.clock.now();
                     let mut change = Change::none(());
-                    put_update(&mut change.batch, before, &mut after);
+                    let after = put_update(&mut change.batch, before, after);
                     change.lrp_events.push(LrpEvent::ActualLrpInstanceChanged {
                         before: before.clone(),
                         after,
@@ -441,7 +458,7 @@ impl Bbs {
     }
 
     /// One attempt to retire `row` as read.
-    pub(super) async fn retire_row(&self, row: &ActualLrp) -> Result<()> {
+    pub(super) async fn retire_row(&self, row: &Arc<ActualLrp>) -> Result<()> {
         match (row.state, &row.instance_key) {
             (ActualLrpState::Claimed | ActualLrpState::Running, Some(ik)) => {
                 match self.cell_by_id(&ik.cell_id).await {
@@ -460,7 +477,7 @@ impl Bbs {
     }
 
     /// Deletes `row` if it has not changed since it was read.
-    pub(super) async fn delete_row_as_read(&self, row: &ActualLrp) -> Result<()> {
+    pub(super) async fn delete_row_as_read(&self, row: &Arc<ActualLrp>) -> Result<()> {
         let _g = self
             .inner
             .stripes
@@ -487,10 +504,8 @@ impl Bbs {
         with_cas_retry!(self, {
             let rows = self.instance_rows(key).await?;
             let before = find(&rows, Presence::Ordinary).ok_or(Error::ResourceNotFound)?;
-            let (mut after, events) = unclaimed(before, self.inner.clock.now());
             let mut change = Change::none(());
-            put_update(&mut change.batch, before, &mut after);
-            change.lrp_events = events;
+            change.lrp_events = unclaim(&mut change.batch, before, self.inner.clock.now());
             Ok::<_, Error>(change)
         })?;
         drop(guard);

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
@@ -77,7 +79,7 @@ pub trait BbsApi: Send + Sync + std::fmt::Debug {
     // ----- actual LRPs -----
 
     /// ActualLRP rows matching `filter` (every presence).
-    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<ActualLrp>>;
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>>;
     /// A cell claims an instance.
     async fn claim_actual_lrp(
         &self,
@@ -232,7 +234,7 @@ impl BbsApi for super::Bbs {
     ) -> Result<Vec<SchedulingInfo>> {
         super::Bbs::desired_lrp_scheduling_infos(self, filter).await
     }
-    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<ActualLrp>> {
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
         super::Bbs::actual_lrps(self, filter).await
     }
     async fn claim_actual_lrp(

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use tracing::instrument;
 
 use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
@@ -40,7 +42,7 @@ impl Bbs {
         &self,
         change: &mut Change<()>,
         info: &SchedulingInfo,
-        rows: &[ActualLrp],
+        rows: &[Arc<ActualLrp>],
         wanted: std::ops::Range<i32>,
     ) -> Vec<i32> {
         let have: BTreeSet<i32> = rows
@@ -55,6 +57,7 @@ impl Bbs {
                 ActualLrpKey::new(info.process_guid.clone(), index, info.domain.clone()),
                 now,
             );
+            let row = Arc::new(row);
             change
                 .batch
                 .put(Record::ActualLrp(row.clone()), Precondition::Absent);
@@ -185,7 +188,7 @@ impl Bbs {
         Ok(())
     }
 
-    async fn push_metric_tags(&self, desired: &DesiredLrp, rows: &[ActualLrp]) {
+    async fn push_metric_tags(&self, desired: &DesiredLrp, rows: &[Arc<ActualLrp>]) {
         for row in rows.iter().filter(|r| r.state == ActualLrpState::Running) {
             let Some(ik) = &row.instance_key else {
                 continue;

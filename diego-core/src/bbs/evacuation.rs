@@ -1,9 +1,11 @@
 //! Evacuation: a draining cell hands its instances over. Each call answers "keep the
 //! container?" (SPEC.md, Evacuation).
 
+use std::sync::Arc;
+
 use tracing::instrument;
 
-use super::actual_lrps::{delete_row, find, fresh_tag, put_update, unclaimed};
+use super::actual_lrps::{delete_row, find, fresh_tag, put_update, unclaim, unclaimed_row};
 use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
 use crate::actual_lrp::{
     ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Presence,
@@ -31,7 +33,7 @@ fn validate_keys(key: &ActualLrpKey, ik: &ActualLrpInstanceKey) -> Result<()> {
 /// Deletes the EVACUATING row of `rows` when `ik` holds it.
 fn drop_own_evacuating(
     change: &mut Change<Outcome>,
-    rows: &[ActualLrp],
+    rows: &[Arc<ActualLrp>],
     ik: &ActualLrpInstanceKey,
 ) {
     if let Some(evac) = find(rows, Presence::Evacuating) {
@@ -52,7 +54,12 @@ impl Bbs {
         plan: F,
     ) -> Result<bool>
     where
-        F: Fn(&Bbs, &[ActualLrp], Option<&SchedulingInfo>, &[ActualLrp]) -> Result<Change<Outcome>>,
+        F: Fn(
+            &Bbs,
+            &[Arc<ActualLrp>],
+            Option<&SchedulingInfo>,
+            &[Arc<ActualLrp>],
+        ) -> Result<Change<Outcome>>,
     {
         validate_keys(key, ik)?;
         let guard = self
@@ -90,13 +97,12 @@ impl Bbs {
     fn unclaim_own(
         &self,
         change: &mut Change<Outcome>,
-        rows: &[ActualLrp],
+        rows: &[Arc<ActualLrp>],
         ik: &ActualLrpInstanceKey,
     ) {
         if let Some(ord) = find(rows, Presence::Ordinary) {
             if ord.instance_key.as_ref() == Some(ik) {
-                let (mut after, events) = unclaimed(ord, self.inner.clock.now());
-                put_update(&mut change.batch, ord, &mut after);
+                let events = unclaim(&mut change.batch, ord, self.inner.clock.now());
                 change.lrp_events.extend(events);
                 change.value.auction = true;
             }
@@ -191,15 +197,19 @@ impl Bbs {
                     }
                 }
                 ActualLrpState::Running => {
-                    let mut copy = ord.clone();
+                    let mut copy = ActualLrp::clone(ord);
                     copy.presence = Presence::Evacuating;
                     copy.net_info = Some(net_info.clone());
                     copy.modification_tag = fresh_tag();
+                    let copy = Arc::new(copy);
                     change
                         .batch
                         .put(Record::ActualLrp(copy.clone()), Precondition::Absent);
-                    let (mut replacement, _) = unclaimed(ord, bbs.inner.clock.now());
-                    put_update(&mut change.batch, ord, &mut replacement);
+                    let replacement = put_update(
+                        &mut change.batch,
+                        ord,
+                        unclaimed_row(ord, bbs.inner.clock.now()),
+                    );
                     change.lrp_events.push(LrpEvent::ActualLrpInstanceChanged {
                         before: ord.clone(),
                         after: copy,

@@ -182,7 +182,7 @@ impl Stripes {
     }
 
     async fn lock(&self, kind: u8, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = rustc_hash::FxHasher::default();
         kind.hash(&mut h);
         key.hash(&mut h);
         let i = (h.finish() as usize) % self.locks.len();

@@ -174,7 +174,7 @@ pub async fn batch_is_atomic(store: &dyn Store) {
         Precondition::Absent,
     );
     b.put(
-        Record::ActualLrp(sample_actual("web", 0, Presence::Ordinary, None)),
+        Record::actual_lrp(sample_actual("web", 0, Presence::Ordinary, None)),
         Precondition::Absent,
     );
     b.put(Record::task(existing.clone()), Precondition::Absent);
@@ -202,7 +202,7 @@ pub async fn batch_is_atomic(store: &dyn Store) {
         Precondition::Absent,
     );
     b.put(
-        Record::ActualLrp(sample_actual("web", 0, Presence::Ordinary, None)),
+        Record::actual_lrp(sample_actual("web", 0, Presence::Ordinary, None)),
         Precondition::Absent,
     );
     b.delete(
@@ -309,12 +309,12 @@ pub async fn listings(store: &dyn Store) {
             Some("cell-1")
         };
         b.put(
-            Record::ActualLrp(sample_actual("web", i, Presence::Ordinary, cell)),
+            Record::actual_lrp(sample_actual("web", i, Presence::Ordinary, cell)),
             Precondition::Absent,
         );
     }
     b.put(
-        Record::ActualLrp(sample_actual("worker", 0, Presence::Ordinary, None)),
+        Record::actual_lrp(sample_actual("worker", 0, Presence::Ordinary, None)),
         Precondition::Absent,
     );
     store.write(b).await.expect("write the fixtures");
@@ -405,7 +405,7 @@ pub async fn actual_rows_of_one_index(store: &dyn Store) {
     let mut b = WriteBatch::new();
     for p in [Presence::Ordinary, Presence::Evacuating, Presence::Suspect] {
         b.put(
-            Record::ActualLrp(sample_actual("web", 0, p, Some("cell-1"))),
+            Record::actual_lrp(sample_actual("web", 0, p, Some("cell-1"))),
             Precondition::Absent,
         );
     }
@@ -443,7 +443,7 @@ pub async fn actual_rows_of_one_index(store: &dyn Store) {
 /// Listing by cell follows rows that move between cells or leave them.
 pub async fn cell_index_follows_updates(store: &dyn Store) {
     let a = sample_actual("web", 0, Presence::Ordinary, Some("cell-1"));
-    put(store, Record::ActualLrp(a.clone()), Precondition::Absent)
+    put(store, Record::actual_lrp(a.clone()), Precondition::Absent)
         .await
         .expect("create");
     let on = |c: &str| ActualLrpFilter {
@@ -459,7 +459,7 @@ pub async fn cell_index_follows_updates(store: &dyn Store) {
     moved.modification_tag = a.modification_tag.incremented();
     put(
         store,
-        Record::ActualLrp(moved.clone()),
+        Record::actual_lrp(moved.clone()),
         Precondition::Tag(a.modification_tag.clone()),
     )
     .await
@@ -471,14 +471,14 @@ pub async fn cell_index_follows_updates(store: &dyn Store) {
         .is_empty());
     assert_eq!(
         store.actual_lrps(&on("cell-2")).await.expect("list"),
-        vec![moved.clone()]
+        vec![Arc::new(moved.clone())]
     );
     let mut unclaimed = moved.clone();
     unclaimed.instance_key = None;
     unclaimed.modification_tag = moved.modification_tag.incremented();
     put(
         store,
-        Record::ActualLrp(unclaimed),
+        Record::actual_lrp(unclaimed),
         Precondition::Tag(moved.modification_tag),
     )
     .await
@@ -580,7 +580,7 @@ pub async fn large_values(store: &dyn Store) {
 /// Many writers CAS the same row from the same version: exactly one wins.
 pub async fn concurrent_writers_on_one_row(store: Arc<dyn Store>) {
     let a = sample_actual("web", 0, Presence::Ordinary, None);
-    put(&*store, Record::ActualLrp(a.clone()), Precondition::Absent)
+    put(&*store, Record::actual_lrp(a.clone()), Precondition::Absent)
         .await
         .expect("create");
     let mut handles = Vec::new();
@@ -597,7 +597,7 @@ pub async fn concurrent_writers_on_one_row(store: Arc<dyn Store>) {
             next.modification_tag = a.modification_tag.incremented();
             let mut b = WriteBatch::new();
             b.put(
-                Record::ActualLrp(next),
+                Record::actual_lrp(next),
                 Precondition::Tag(a.modification_tag.clone()),
             );
             store.write(b).await

@@ -1,10 +1,12 @@
 //! `MemoryStore`: the embedded default store — every record in memory, one
 //! reader-writer lock held for microseconds per operation.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{
     ActualLrpFilter, ActualLrpRowKey, CellPresenceRecord, DesiredLrpFilter, Precondition, Record,
@@ -19,14 +21,14 @@ use crate::modification_tag::ModificationTag;
 use crate::task::Task;
 
 /// Rows of one process: `(index, presence)` → row.
-type ProcessRows = BTreeMap<(i32, Presence), ActualLrp>;
+type ProcessRows = BTreeMap<(i32, Presence), Arc<ActualLrp>>;
 
 #[derive(Debug, Default)]
 struct Tables {
-    tasks: HashMap<TaskGuid, Task>,
+    tasks: FxHashMap<TaskGuid, Task>,
     desired: BTreeMap<ProcessGuid, DesiredLrp>,
     actual: BTreeMap<ProcessGuid, ProcessRows>,
-    actual_by_cell: HashMap<CellId, HashSet<ActualLrpRowKey>>,
+    actual_by_cell: FxHashMap<CellId, FxHashSet<ActualLrpRowKey>>,
     domains: BTreeMap<String, Domain>,
     cells: BTreeMap<CellId, CellPresenceRecord>,
 }
@@ -198,7 +200,7 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<ActualLrp>> {
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
         let t = self.tables.read();
         let mut out = Vec::new();
         if let Some(cell) = &filter.cell_id {
@@ -219,6 +221,9 @@ impl Store for MemoryStore {
             drop(t);
             out.sort_by(|a, b| ActualLrpRowKey::of(a).cmp(&ActualLrpRowKey::of(b)));
             return Ok(out);
+        }
+        if filter.process_guid.is_none() && filter.index.is_none() {
+            out.reserve(t.actual.values().map(|rows| rows.len()).sum());
         }
         let mut push_rows = |rows: &ProcessRows| match filter.index {
             Some(i) => {

@@ -15,6 +15,7 @@
 //! [`Error::ResourceConflict`]: crate::Error::ResourceConflict
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -83,8 +84,8 @@ pub enum Record {
     Task(Box<Task>),
     /// A DesiredLRP.
     DesiredLrp(Box<DesiredLrp>),
-    /// An ActualLRP row.
-    ActualLrp(ActualLrp),
+    /// An ActualLRP row (shared with the events that announce it).
+    ActualLrp(Arc<ActualLrp>),
     /// A domain.
     Domain(Domain),
     /// A cell presence lease.
@@ -110,6 +111,11 @@ impl Record {
     /// A Task record.
     pub fn task(task: Task) -> Self {
         Record::Task(Box::new(task))
+    }
+
+    /// An ActualLRP record.
+    pub fn actual_lrp(row: ActualLrp) -> Self {
+        Record::ActualLrp(Arc::new(row))
     }
 
     /// A DesiredLRP record.
@@ -327,7 +333,7 @@ pub trait Store: Send + Sync + Debug {
             .collect())
     }
     /// ActualLRP rows matching `filter` (every presence).
-    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<ActualLrp>>;
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>>;
     /// Every domain (expired ones too).
     async fn domains(&self) -> Result<Vec<Domain>>;
     /// Every cell presence lease (expired ones too).

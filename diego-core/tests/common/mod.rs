@@ -78,6 +78,7 @@ impl Harness {
             .unwrap()
             .into_iter()
             .find(|r| r.presence == presence)
+            .map(|r| ActualLrp::clone(&r))
     }
 
     pub async fn ordinary(&self, pg: &str, index: i32) -> ActualLrp {
