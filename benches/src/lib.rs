@@ -20,6 +20,7 @@ pub fn print_skipped(name: &str, why: &str) {
     println!("# skipped {name}: {why}");
 }
 
+pub mod auction;
 pub mod bbs;
 pub mod garden;
 pub mod models;

@@ -26,6 +26,11 @@ const GROUPS: &[Group] = &[
         "container throughput of the process, fake and Linux backends (and runc)",
         diego_benches::garden::run,
     ),
+    (
+        "auction",
+        "placement speed and quality of DiegoStrategy and its rivals",
+        diego_benches::auction::run,
+    ),
 ];
 
 fn usage() -> String {

@@ -1,0 +1,670 @@
+//! The incremental index behind [`DiegoStrategy`](crate::DiegoStrategy): cells kept in
+//! ordered sets by the part of Diego's score that does not depend on the work, and
+//! per-process instance counts kept up to date as work is placed and as cells report.
+//!
+//! Cells are grouped into *buckets* of cells alike in zone, filter signature (rootfs
+//! providers, tags, volume drivers) and capacity class (total resources and proxy
+//! memory). Within a bucket the work-dependent part of the score is the same for every
+//! cell, so the cell with the lowest cell-only part (`base`) is the best cell of the
+//! bucket among those not holding the process — the same-process penalty is the
+//! exception, paid only by the few cells that already run the process, which are scored
+//! one by one. The index survives between rounds: a cell handed in as the same
+//! `Arc<CellState>` snapshot is not read again, and a changed cell whose LRP list only
+//! grew is updated from the new entries alone.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+
+use diego_core::{CellCapacity, CellId, CellState, LrpStartRequest, ProcessGuid, Resource};
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use crate::diego::score::{lrp_base, lrp_score, resource_base, task_base, task_score, work_term};
+use crate::diego::{DiegoConfig, TieBreak};
+use crate::error::{Error, Shortfall};
+use crate::filter::{filter_error, filter_reach, same_filter_signature, signature_id, FilterReach};
+use crate::hash::FxHashMap;
+
+/// An `f64` as a `u64` whose unsigned order is the float's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(u64);
+
+impl Key {
+    fn of(x: f64) -> Key {
+        let b = x.to_bits();
+        Key(if b >> 63 == 1 { !b } else { b | (1 << 63) })
+    }
+}
+
+/// The cells holding one process, with their instance counts.
+#[derive(Clone, Debug)]
+enum Holders {
+    One(u32, u32),
+    Many(Vec<(u32, u32)>),
+}
+
+impl Holders {
+    fn add(&mut self, cell: u32) {
+        match self {
+            Holders::One(c, n) if *c == cell => *n += 1,
+            Holders::One(c, n) => *self = Holders::Many(vec![(*c, *n), (cell, 1)]),
+            Holders::Many(v) => match v.iter_mut().find(|h| h.0 == cell) {
+                Some(h) => h.1 += 1,
+                None => v.push((cell, 1)),
+            },
+        }
+    }
+
+    /// Removes one instance on `cell`; `true` when no holder is left.
+    fn remove(&mut self, cell: u32) -> bool {
+        match self {
+            Holders::One(c, n) if *c == cell => {
+                *n -= 1;
+                *n == 0
+            }
+            Holders::One(..) => false,
+            Holders::Many(v) => {
+                if let Some(i) = v.iter().position(|h| h.0 == cell) {
+                    v[i].1 -= 1;
+                    if v[i].1 == 0 {
+                        v.swap_remove(i);
+                    }
+                }
+                v.is_empty()
+            }
+        }
+    }
+}
+
+/// What the index knows of one cell.
+#[derive(Clone, Debug)]
+struct IndexedCell {
+    /// The snapshot this view was taken from. Weak: the owner may drop or move the state
+    /// (no clone is forced on it), while the allocation stays reserved, so its address
+    /// keeps identifying this snapshot.
+    snapshot: Weak<CellState>,
+    cell_id: CellId,
+    /// Processes of the snapshot's LRPs, in its order (empty for evacuating cells).
+    guids: Vec<ProcessGuid>,
+    live: bool,
+    zone: u32,
+    sig: u32,
+    bucket: u32,
+    zone_index: u32,
+    avail_memory: i64,
+    avail_disk: i64,
+    avail_containers: i64,
+    starting: i64,
+    tasks: u32,
+    base: f64,
+    /// Processes of LRPs placed here since the cell last reported.
+    placed: Vec<ProcessGuid>,
+    /// Work was placed here since the cell last reported.
+    dirty: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Bucket {
+    zone: u32,
+    sig: u32,
+    total: CellCapacity,
+    proxy: i64,
+    cells: BTreeSet<(Key, u32)>,
+}
+
+/// The placement-time view of one request's filters.
+pub(crate) struct Compatible {
+    /// Buckets whose cells pass the filters.
+    buckets: Vec<u32>,
+    /// Per signature: whether it passes.
+    sig_pass: Vec<bool>,
+}
+
+/// Diego's scheduler state across rounds.
+#[derive(Debug, Default)]
+pub(crate) struct DiegoIndex {
+    cells: Vec<IndexedCell>,
+    zones: Vec<String>,
+    sigs: Vec<Arc<CellState>>,
+    buckets: Vec<Bucket>,
+    processes: FxHashMap<ProcessGuid, Holders>,
+    in_flight: i64,
+    /// Scratch: instances of the current process per cell.
+    mark: Vec<u32>,
+    /// Scratch: instances of the current process per zone.
+    zone_counts: Vec<u32>,
+    ties: Vec<u32>,
+}
+
+fn holders_pairs(h: &Holders) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let (one, many) = match h {
+        Holders::One(c, n) => (Some((*c, *n)), &[][..]),
+        Holders::Many(v) => (None, &v[..]),
+    };
+    one.into_iter().chain(many.iter().copied())
+}
+
+impl DiegoIndex {
+    /// The number of cells the index holds.
+    pub(crate) fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Containers starting across live cells, including work placed this round.
+    pub(crate) fn in_flight(&self) -> i64 {
+        self.in_flight
+    }
+
+    /// Whether any cell can take work.
+    pub(crate) fn any_live(&self) -> bool {
+        self.cells.iter().any(|c| c.live)
+    }
+
+    /// The id of the cell at `pos`.
+    pub(crate) fn cell_id(&self, pos: u32) -> diego_core::CellId {
+        self.cells[pos as usize].cell_id.clone()
+    }
+
+    /// Brings the index up to date with this round's cell states.
+    pub(crate) fn sync(&mut self, cells: &[Arc<CellState>], config: &DiegoConfig) {
+        if self.cells.len() != cells.len() {
+            self.rebuild(cells, config);
+            return;
+        }
+        for (i, new) in cells.iter().enumerate() {
+            let c = &self.cells[i];
+            if std::ptr::eq(c.snapshot.as_ptr(), Arc::as_ptr(new)) {
+                if c.dirty {
+                    self.refresh(i as u32, new, config);
+                }
+                continue;
+            }
+            // Another snapshot of the same cell, in the same place: update it. Anything
+            // else (cells added, removed, reordered, moved zone, evacuating) changes
+            // the zone-normalised indices: start afresh.
+            if c.cell_id != new.cell_id
+                || self.zones[c.zone as usize] != new.zone
+                || c.live == new.evacuating
+            {
+                self.rebuild(cells, config);
+                return;
+            }
+            self.refresh(i as u32, new, config);
+        }
+    }
+
+    fn rebuild(&mut self, cells: &[Arc<CellState>], config: &DiegoConfig) {
+        self.cells.clear();
+        self.zones.clear();
+        self.sigs.clear();
+        self.buckets.clear();
+        self.processes.clear();
+        let instances: usize = cells
+            .iter()
+            .filter(|c| !c.evacuating)
+            .map(|c| c.lrps.len())
+            .sum();
+        self.processes.reserve(instances);
+        self.in_flight = 0;
+        let mut zone_sizes: Vec<u32> = Vec::new();
+        for (i, state) in cells.iter().enumerate() {
+            let zone = match self.zones.iter().position(|z| *z == state.zone) {
+                Some(z) => z,
+                None => {
+                    self.zones.push(state.zone.clone());
+                    zone_sizes.push(0);
+                    self.zones.len() - 1
+                }
+            };
+            let zone_index = zone_sizes[zone];
+            let live = !state.evacuating;
+            if live {
+                zone_sizes[zone] += 1;
+            }
+            let sig = signature_id(&mut self.sigs, state, || Arc::new(signature_of(state)));
+            let mut cell = IndexedCell {
+                snapshot: Arc::downgrade(state),
+                cell_id: state.cell_id.clone(),
+                guids: if live {
+                    state
+                        .lrps
+                        .iter()
+                        .map(|l| l.key.process_guid.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                live,
+                zone: zone as u32,
+                sig,
+                bucket: 0,
+                zone_index,
+                avail_memory: 0,
+                avail_disk: 0,
+                avail_containers: 0,
+                starting: 0,
+                tasks: 0,
+                base: 0.0,
+                placed: Vec::new(),
+                dirty: false,
+            };
+            cell.bucket = self.bucket_for(zone as u32, sig, state);
+            self.cells.push(cell);
+            self.load_scalars(i as u32, state, config);
+            if live {
+                self.in_flight += self.cells[i].starting;
+                let b = self.cells[i].bucket as usize;
+                self.buckets[b]
+                    .cells
+                    .insert((Key::of(self.cells[i].base), i as u32));
+                for l in &state.lrps {
+                    add_process(&mut self.processes, &l.key.process_guid, i as u32);
+                }
+            }
+        }
+        self.mark = vec![0; cells.len()];
+        self.zone_counts = vec![0; self.zones.len()];
+    }
+
+    fn bucket_for(&mut self, zone: u32, sig: u32, state: &CellState) -> u32 {
+        let proxy = i64::from(state.proxy_memory_allocation_mb);
+        let found = self.buckets.iter().position(|b| {
+            b.zone == zone && b.sig == sig && b.total == state.total_resources && b.proxy == proxy
+        });
+        match found {
+            Some(b) => b as u32,
+            None => {
+                self.buckets.push(Bucket {
+                    zone,
+                    sig,
+                    total: state.total_resources,
+                    proxy,
+                    cells: BTreeSet::new(),
+                });
+                (self.buckets.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Loads the cell's resources from its state and recomputes its base.
+    fn load_scalars(&mut self, i: u32, s: &CellState, config: &DiegoConfig) {
+        let c = &mut self.cells[i as usize];
+        c.avail_memory = s.available_resources.memory_mb.into();
+        c.avail_disk = s.available_resources.disk_mb.into();
+        c.avail_containers = s.available_resources.containers.into();
+        c.starting = s.starting_container_count.into();
+        c.tasks = s.tasks.len() as u32;
+        c.base = cell_base(c, &s.total_resources, config);
+    }
+
+    /// Takes a changed (or locally modified) cell's new state.
+    fn refresh(&mut self, i: u32, new: &Arc<CellState>, config: &DiegoConfig) {
+        let idx = i as usize;
+        let mut guids = std::mem::take(&mut self.cells[idx].guids);
+        let placed = std::mem::take(&mut self.cells[idx].placed);
+        let live = self.cells[idx].live;
+        if live {
+            // Process counts: keep what is unchanged, move only the difference.
+            let grew = new.lrps.len() >= guids.len()
+                && guids
+                    .iter()
+                    .zip(&new.lrps)
+                    .all(|(a, b)| same_guid(a, &b.key.process_guid));
+            if grew {
+                let suffix = &new.lrps[guids.len()..];
+                let as_placed = suffix.len() == placed.len()
+                    && suffix
+                        .iter()
+                        .zip(&placed)
+                        .all(|(l, p)| same_guid(&l.key.process_guid, p));
+                if !as_placed {
+                    for p in &placed {
+                        remove_process(&mut self.processes, p, i);
+                    }
+                    for l in suffix {
+                        add_process(&mut self.processes, &l.key.process_guid, i);
+                    }
+                }
+                guids.extend(suffix.iter().map(|l| l.key.process_guid.clone()));
+            } else {
+                for g in &guids {
+                    remove_process(&mut self.processes, g, i);
+                }
+                guids.clear();
+                guids.extend(new.lrps.iter().map(|l| l.key.process_guid.clone()));
+                for p in &placed {
+                    remove_process(&mut self.processes, p, i);
+                }
+                for l in &new.lrps {
+                    add_process(&mut self.processes, &l.key.process_guid, i);
+                }
+            }
+            self.in_flight -= self.cells[idx].starting;
+            let b = self.cells[idx].bucket as usize;
+            let key = (Key::of(self.cells[idx].base), i);
+            self.buckets[b].cells.remove(&key);
+        }
+        if !same_filter_signature(&self.sigs[self.cells[idx].sig as usize], new) {
+            let s = signature_id(&mut self.sigs, new, || Arc::new(signature_of(new)));
+            self.cells[idx].sig = s;
+        }
+        let (zone, sig) = (self.cells[idx].zone, self.cells[idx].sig);
+        let bucket = self.bucket_for(zone, sig, new);
+        let c = &mut self.cells[idx];
+        c.bucket = bucket;
+        c.snapshot = Arc::downgrade(new);
+        c.guids = guids;
+        c.dirty = false;
+        self.load_scalars(i, new, config);
+        if live {
+            let c = &self.cells[idx];
+            self.in_flight += c.starting;
+            self.buckets[bucket as usize]
+                .cells
+                .insert((Key::of(c.base), i));
+        }
+    }
+
+    /// Which buckets pass the filters for `request`'s constraint, or its filter error.
+    pub(crate) fn compatible(
+        &self,
+        constraint: &diego_core::PlacementConstraint,
+    ) -> Result<Compatible, Error> {
+        let reaches: Vec<FilterReach> = self
+            .sigs
+            .iter()
+            .map(|s| filter_reach(s, constraint))
+            .collect();
+        let mut furthest = None::<FilterReach>;
+        let mut buckets = Vec::new();
+        for (i, b) in self.buckets.iter().enumerate() {
+            if b.cells.is_empty() {
+                continue;
+            }
+            let r = reaches[b.sig as usize];
+            if r == FilterReach::Pass {
+                buckets.push(i as u32);
+            } else {
+                furthest = Some(furthest.map_or(r, |f| f.max(r)));
+            }
+        }
+        if buckets.is_empty() {
+            let f = furthest.unwrap_or(FilterReach::Rootfs);
+            return Err(filter_error(f, constraint).unwrap_or(Error::NoCompatibleRootfs));
+        }
+        Ok(Compatible {
+            buckets,
+            sig_pass: reaches.iter().map(|r| *r == FilterReach::Pass).collect(),
+        })
+    }
+
+    fn feasible(&self, cell: u32, memory: i64, disk: i64) -> bool {
+        let c = &self.cells[cell as usize];
+        c.avail_memory >= memory && c.avail_disk >= disk && c.avail_containers >= 1
+    }
+
+    fn shortfall(&self, compat: &Compatible, resource: &Resource, lrp: bool) -> Shortfall {
+        let mut short = Shortfall::ALL;
+        for &b in &compat.buckets {
+            let bucket = &self.buckets[b as usize];
+            let memory = i64::from(resource.memory_mb) + if lrp { bucket.proxy } else { 0 };
+            for &(_, cell) in &bucket.cells {
+                let c = &self.cells[cell as usize];
+                short = short.intersect(Shortfall {
+                    containers: c.avail_containers < 1,
+                    disk: c.avail_disk < i64::from(resource.disk_mb),
+                    memory: c.avail_memory < memory,
+                });
+            }
+        }
+        short
+    }
+
+    /// Chooses the cell for one LRP instance: the lowest Diego score within the zones
+    /// holding the fewest instances of the process.
+    pub(crate) fn choose_lrp(
+        &mut self,
+        request: &LrpStartRequest,
+        compat: &Compatible,
+        config: &DiegoConfig,
+        rng: &mut SmallRng,
+    ) -> Result<u32, Error> {
+        let guid = request.process_guid.as_str();
+        let memory = i64::from(request.resource.memory_mb);
+        let disk = i64::from(request.resource.disk_mb);
+        let holders = self.processes.get(guid).cloned();
+        self.zone_counts.iter_mut().for_each(|z| *z = 0);
+        if let Some(h) = &holders {
+            for (c, n) in holders_pairs(h) {
+                self.mark[c as usize] = n;
+                self.zone_counts[self.cells[c as usize].zone as usize] += n;
+            }
+        }
+        // Zones of the compatible buckets, fewest instances first.
+        let mut zones: Vec<(u32, u32)> = Vec::with_capacity(4);
+        for &b in &compat.buckets {
+            let z = self.buckets[b as usize].zone;
+            if !zones.iter().any(|&(zz, _)| zz == z) {
+                zones.push((z, self.zone_counts[z as usize]));
+            }
+        }
+        zones.sort_by_key(|&(_, n)| n);
+        let random = config.tie_break == TieBreak::Random;
+        let mut winner = None;
+        let mut g = 0;
+        while g < zones.len() {
+            let count = zones[g].1;
+            let mut end = g;
+            while end < zones.len() && zones[end].1 == count {
+                end += 1;
+            }
+            let group = &zones[g..end];
+            let mut best: Option<(f64, u32)> = None;
+            self.ties.clear();
+            for &b in &compat.buckets {
+                let bucket = &self.buckets[b as usize];
+                if !group.iter().any(|&(z, _)| z == bucket.zone) {
+                    continue;
+                }
+                let need = memory + bucket.proxy;
+                let wt = work_term(need, disk, &bucket.total);
+                for &(_, cell) in &bucket.cells {
+                    let score = lrp_score(self.cells[cell as usize].base, wt, 0);
+                    if let Some((bs, _)) = best {
+                        if score > bs {
+                            break;
+                        }
+                    }
+                    if self.mark[cell as usize] > 0 || !self.feasible(cell, need, disk) {
+                        continue;
+                    }
+                    consider(&mut best, &mut self.ties, score, cell);
+                    if !random {
+                        break;
+                    }
+                }
+            }
+            if let Some(h) = &holders {
+                for (cell, n) in holders_pairs(h) {
+                    let c = &self.cells[cell as usize];
+                    if !c.live
+                        || !group.iter().any(|&(z, _)| z == c.zone)
+                        || !compat.sig_pass[c.sig as usize]
+                    {
+                        continue;
+                    }
+                    let bucket = &self.buckets[c.bucket as usize];
+                    let need = memory + bucket.proxy;
+                    if !self.feasible(cell, need, disk) {
+                        continue;
+                    }
+                    let score = lrp_score(c.base, work_term(need, disk, &bucket.total), n);
+                    consider(&mut best, &mut self.ties, score, cell);
+                }
+            }
+            if let Some((_, cell)) = best {
+                winner = Some(if random && self.ties.len() > 1 {
+                    self.ties[rng.random_range(0..self.ties.len())]
+                } else {
+                    cell
+                });
+                break;
+            }
+            g = end;
+        }
+        if let Some(h) = &holders {
+            for (c, _) in holders_pairs(h) {
+                self.mark[c as usize] = 0;
+            }
+        }
+        match winner {
+            Some(cell) => {
+                let proxy = if config.options.reserve_proxy_memory {
+                    self.buckets[self.cells[cell as usize].bucket as usize].proxy
+                } else {
+                    0
+                };
+                self.reserve(cell, memory + proxy, disk, false, config);
+                add_process(&mut self.processes, &request.process_guid, cell);
+                self.cells[cell as usize]
+                    .placed
+                    .push(request.process_guid.clone());
+                Ok(cell)
+            }
+            None => Err(Error::InsufficientResources(self.shortfall(
+                compat,
+                &request.resource,
+                true,
+            ))),
+        }
+    }
+
+    /// Chooses the cell for one Task: the lowest Task score over every compatible cell.
+    pub(crate) fn choose_task(
+        &mut self,
+        resource: &Resource,
+        compat: &Compatible,
+        config: &DiegoConfig,
+        rng: &mut SmallRng,
+    ) -> Result<u32, Error> {
+        let memory = i64::from(resource.memory_mb);
+        let disk = i64::from(resource.disk_mb);
+        let w = config.starting_container_weight;
+        let mut best: Option<(f64, u32)> = None;
+        self.ties.clear();
+        let mut cells: Vec<u32> = compat
+            .buckets
+            .iter()
+            .flat_map(|&b| self.buckets[b as usize].cells.iter().map(|&(_, c)| c))
+            .collect();
+        cells.sort_unstable();
+        for cell in cells {
+            if !self.feasible(cell, memory, disk) {
+                continue;
+            }
+            let c = &self.cells[cell as usize];
+            let total = &self.buckets[c.bucket as usize].total;
+            let base = task_base(
+                resource_base(c.avail_memory, c.avail_disk, c.avail_containers, total),
+                c.starting,
+                w,
+            );
+            let score = task_score(base, work_term(memory, disk, total), c.tasks);
+            consider(&mut best, &mut self.ties, score, cell);
+        }
+        let Some((_, first)) = best else {
+            return Err(Error::InsufficientResources(
+                self.shortfall(compat, resource, false),
+            ));
+        };
+        let cell = if config.tie_break == TieBreak::Random && self.ties.len() > 1 {
+            self.ties[rng.random_range(0..self.ties.len())]
+        } else {
+            first
+        };
+        self.reserve(cell, memory, disk, true, config);
+        Ok(cell)
+    }
+
+    fn reserve(&mut self, cell: u32, memory: i64, disk: i64, task: bool, config: &DiegoConfig) {
+        let b = self.cells[cell as usize].bucket as usize;
+        let old = (Key::of(self.cells[cell as usize].base), cell);
+        self.buckets[b].cells.remove(&old);
+        let c = &mut self.cells[cell as usize];
+        c.avail_memory -= memory;
+        c.avail_disk -= disk;
+        c.avail_containers -= 1;
+        c.starting += 1;
+        if task {
+            c.tasks += 1;
+        }
+        c.dirty = true;
+        c.base = cell_base(c, &self.buckets[b].total, config);
+        self.buckets[b].cells.insert((Key::of(c.base), cell));
+        self.in_flight += 1;
+    }
+}
+
+/// Keeps the lowest `(score, cell)`; with equal scores the lower cell position, and
+/// every cell of the lowest score in `ties`.
+fn consider(best: &mut Option<(f64, u32)>, ties: &mut Vec<u32>, score: f64, cell: u32) {
+    match *best {
+        Some((b, c)) if score > b || (score == b && cell > c) => {
+            if score == b {
+                ties.push(cell);
+            }
+        }
+        Some((b, _)) if score == b => {
+            ties.push(cell);
+            *best = Some((score, cell));
+        }
+        _ => {
+            ties.clear();
+            ties.push(cell);
+            *best = Some((score, cell));
+        }
+    }
+}
+
+fn cell_base(c: &IndexedCell, total: &CellCapacity, config: &DiegoConfig) -> f64 {
+    lrp_base(
+        resource_base(c.avail_memory, c.avail_disk, c.avail_containers, total),
+        c.starting,
+        c.zone_index,
+        config.starting_container_weight,
+        config.bin_pack_first_fit_weight,
+    )
+}
+
+/// A cell state carrying only what the filters look at.
+fn signature_of(s: &CellState) -> CellState {
+    CellState {
+        rootfs_providers: s.rootfs_providers.clone(),
+        placement_tags: s.placement_tags.clone(),
+        optional_placement_tags: s.optional_placement_tags.clone(),
+        volume_drivers: s.volume_drivers.clone(),
+        ..CellState::default()
+    }
+}
+
+fn same_guid(a: &ProcessGuid, b: &ProcessGuid) -> bool {
+    let (x, y) = (a.as_str(), b.as_str());
+    std::ptr::eq(x, y) || x == y
+}
+
+fn add_process(processes: &mut FxHashMap<ProcessGuid, Holders>, guid: &ProcessGuid, cell: u32) {
+    match processes.get_mut(guid.as_str()) {
+        Some(h) => h.add(cell),
+        None => {
+            processes.insert(guid.clone(), Holders::One(cell, 1));
+        }
+    }
+}
+
+fn remove_process(processes: &mut FxHashMap<ProcessGuid, Holders>, guid: &ProcessGuid, cell: u32) {
+    if let Some(h) = processes.get_mut(guid.as_str()) {
+        if h.remove(cell) {
+            processes.remove(guid.as_str());
+        }
+    }
+}
