@@ -59,6 +59,7 @@ pub mod bbs;
 pub mod cell;
 pub mod check_definition;
 pub mod completion_callback;
+pub mod convergence;
 pub mod desired_lrp;
 pub mod domain;
 pub mod error;
@@ -95,6 +96,7 @@ pub use bbs::{Bbs, BbsApi, BbsBuilder, BbsConfig};
 pub use cell::{CellCapacity, CellPresence, CellState, LrpSummary, RootfsProviders, TaskSummary};
 pub use check_definition::{Check, CheckDefinition, HttpCheck, TcpCheck};
 pub use completion_callback::CompletionCallback;
+pub use convergence::{ConvergenceConfig, ConvergenceReport, Converger};
 pub use desired_lrp::{
     DesiredLrp, DesiredLrpKey, DesiredLrpUpdate, RunInfo, SchedulingInfo, Sidecar, UpdateStrategy,
 };

@@ -22,6 +22,11 @@ const GROUPS: &[Group] = &[
         diego_benches::bbs::run,
     ),
     (
+        "convergence",
+        "one convergence pass over 250,000 ActualLRPs, with and without repairs",
+        diego_benches::convergence::run,
+    ),
+    (
         "garden",
         "container throughput of the process, fake and Linux backends (and runc)",
         diego_benches::garden::run,

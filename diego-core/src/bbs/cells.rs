@@ -104,11 +104,11 @@ impl Bbs {
 
     /// One live cell.
     pub async fn cell_by_id(&self, cell_id: &CellId) -> Result<CellPresence> {
-        self.cells()
-            .await?
-            .into_iter()
-            .find(|c| &c.cell_id == cell_id)
-            .ok_or(Error::ResourceNotFound)
+        let now = self.inner.clock.now();
+        match self.inner.store.cell_presence(cell_id).await? {
+            Some(c) if c.expires_at > now => Ok(c.presence),
+            _ => Err(Error::ResourceNotFound),
+        }
     }
 
     /// Deletes the leases that ended; returns the cells they belonged to.

@@ -29,6 +29,7 @@
 mod actual_lrps;
 mod api;
 mod cells;
+mod convergence_ops;
 mod desired_lrps;
 mod evacuation;
 mod tasks;

@@ -46,7 +46,7 @@ impl Bbs {
     }
 
     /// A change replacing `before` with `after` (tag bumped, updated_at set here).
-    fn task_update<T>(&self, before: Task, mut after: Task, value: T) -> Change<T> {
+    pub(super) fn task_update<T>(&self, before: Task, mut after: Task, value: T) -> Change<T> {
         after.modification_tag = before.modification_tag.incremented();
         after.updated_at = self.inner.clock.now();
         let mut batch = WriteBatch::new();
@@ -63,7 +63,13 @@ impl Bbs {
     }
 
     /// `before` completed: failed or not, with its reason and result.
-    fn completed(&self, before: &Task, failed: bool, reason: &str, result: &str) -> Task {
+    pub(super) fn completed(
+        &self,
+        before: &Task,
+        failed: bool,
+        reason: &str,
+        result: &str,
+    ) -> Task {
         let now = self.inner.clock.now();
         let mut t = before.clone();
         t.state = TaskState::Completed;
@@ -350,7 +356,7 @@ impl Bbs {
 
     /// Starts delivering the completion callback of `task` in the background, when it
     /// has a callback URL.
-    fn after_completion(&self, task: &Task) {
+    pub(super) fn after_completion(&self, task: &Task) {
         if task.task_definition.completion_callback_url.is_empty() {
             return;
         }

@@ -543,7 +543,24 @@ pub async fn domains_and_cells(store: &dyn Store) {
     )
     .await
     .expect("renew");
-    assert_eq!(store.cell_presences().await.expect("list"), vec![renewed]);
+    assert_eq!(
+        store.cell_presences().await.expect("list"),
+        vec![renewed.clone()]
+    );
+    assert_eq!(
+        store
+            .cell_presence(&CellId::new("cell-1"))
+            .await
+            .expect("read"),
+        Some(renewed)
+    );
+    assert_eq!(
+        store
+            .cell_presence(&CellId::new("cell-2"))
+            .await
+            .expect("read"),
+        None
+    );
     let mut b = WriteBatch::new();
     b.delete(
         RecordKey::CellPresence(CellId::new("cell-1")),

@@ -258,6 +258,10 @@ impl Store for MemoryStore {
         Ok(self.tables.read().cells.values().cloned().collect())
     }
 
+    async fn cell_presence(&self, cell_id: &CellId) -> Result<Option<CellPresenceRecord>> {
+        Ok(self.tables.read().cells.get(cell_id).cloned())
+    }
+
     async fn write(&self, batch: WriteBatch) -> Result<()> {
         if batch.ops.len() > 1 {
             let mut seen = HashSet::with_capacity(batch.ops.len());

@@ -338,6 +338,14 @@ pub trait Store: Send + Sync + Debug {
     async fn domains(&self) -> Result<Vec<Domain>>;
     /// Every cell presence lease (expired ones too).
     async fn cell_presences(&self) -> Result<Vec<CellPresenceRecord>>;
+    /// One cell presence lease (expired or not).
+    async fn cell_presence(&self, cell_id: &CellId) -> Result<Option<CellPresenceRecord>> {
+        Ok(self
+            .cell_presences()
+            .await?
+            .into_iter()
+            .find(|c| &c.presence.cell_id == cell_id))
+    }
     /// Applies `batch` atomically: every precondition holds and every op is applied, or
     /// nothing is.
     async fn write(&self, batch: WriteBatch) -> Result<()>;
