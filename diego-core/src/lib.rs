@@ -65,6 +65,8 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod guid;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod log_rate_limit;
 pub mod metric_tags;
 pub mod modification_tag;

@@ -1,0 +1,438 @@
+//! `BbsClient`: the BBS over HTTP, implementing [`BbsApi`] so reps, auctioneers and
+//! convergers run unchanged in other processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::server::{Empty, LAGGED_EVENT};
+use super::types::*;
+use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
+use crate::bbs::BbsApi;
+use crate::cell::CellPresence;
+use crate::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
+use crate::error::{Error, Result};
+use crate::events::{EventItem, EventStream, LrpEvent, Sequenced, TaskEvent};
+use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
+use crate::task::{DesireTaskRequest, Task};
+
+/// A BBS reached over HTTP.
+#[derive(Clone, Debug)]
+pub struct BbsClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl BbsClient {
+    /// A client of the BBS at `base_url` (e.g. `http://127.0.0.1:8889`).
+    ///
+    /// # Errors
+    /// The HTTP client could not be built (TLS back end unavailable).
+    pub fn new(base_url: impl Into<String>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self::with_client(base_url, http))
+    }
+
+    /// A client using `http` (for TLS or timeout settings of the caller's choosing).
+    pub fn with_client(base_url: impl Into<String>, http: reqwest::Client) -> Self {
+        BbsClient {
+            base: base_url.into().trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
+    /// The BBS's URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /ping`: whether the BBS answers.
+    pub async fn ping(&self) -> Result<()> {
+        let resp = self
+            .http
+            .get(format!("{}/ping", self.base))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(resp).await.map(|_| ())
+    }
+
+    async fn post<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Req,
+    ) -> Result<Resp> {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .json(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let resp = check(resp).await?;
+        resp.json::<Resp>()
+            .await
+            .map_err(|e| Error::Unavailable(format!("unreadable answer from the BBS: {e}")))
+    }
+
+    async fn call<Req: Serialize + ?Sized>(&self, path: &str, body: &Req) -> Result<()> {
+        self.post::<Req, Empty>(path, body).await.map(|_| ())
+    }
+
+    async fn events<E>(&self, path: String) -> Result<EventStream<E>>
+    where
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
+        let resp = self.http.get(path).send().await.map_err(unavailable)?;
+        let resp = check(resp).await?;
+        let stream = resp.bytes_stream().eventsource().filter_map(|item| async move {
+            let ev = match item {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream from the BBS broke");
+                    return None;
+                }
+            };
+            if ev.event == LAGGED_EVENT {
+                let missed = serde_json::from_str::<serde_json::Value>(&ev.data)
+                    .ok()
+                    .and_then(|v| v.get("missed").and_then(|m| m.as_u64()))
+                    .unwrap_or(0);
+                return Some(EventItem::Lagged { missed });
+            }
+            match serde_json::from_str::<E>(&ev.data) {
+                Ok(event) => Some(EventItem::Event(Arc::new(Sequenced {
+                    seq: ev.id.parse().unwrap_or(0),
+                    event,
+                }))),
+                Err(e) => {
+                    tracing::warn!(error = %e, name = %ev.event, "unreadable event from the BBS");
+                    None
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+}
+
+fn unavailable(e: reqwest::Error) -> Error {
+    Error::Unavailable(format!("BBS unreachable: {e}"))
+}
+
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => Err(body.into_error()),
+        Err(_) => Err(Error::Unavailable(format!("BBS answered {status}: {text}"))),
+    }
+}
+
+fn actual(key: &ActualLrpKey, ik: Option<&ActualLrpInstanceKey>) -> ActualLrpRequest {
+    ActualLrpRequest {
+        actual_lrp_key: key.clone(),
+        actual_lrp_instance_key: ik.cloned(),
+        actual_lrp_net_info: None,
+        routable: false,
+        reason: String::new(),
+    }
+}
+
+#[async_trait]
+impl BbsApi for BbsClient {
+    async fn desire_task(&self, request: DesireTaskRequest) -> Result<()> {
+        self.call("/v1/tasks/desire", &request).await
+    }
+    async fn task_by_guid(&self, task_guid: &TaskGuid) -> Result<Task> {
+        self.post(
+            "/v1/tasks/get_by_task_guid",
+            &TaskGuidRequest {
+                task_guid: task_guid.clone(),
+            },
+        )
+        .await
+    }
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.post("/v1/tasks/list", &TasksRequest::from(filter))
+            .await
+    }
+    async fn start_task(&self, task_guid: &TaskGuid, cell_id: &CellId) -> Result<bool> {
+        let r: StartTaskResponse = self
+            .post(
+                "/v1/tasks/start",
+                &StartTaskRequest {
+                    task_guid: task_guid.clone(),
+                    cell_id: cell_id.clone(),
+                },
+            )
+            .await?;
+        Ok(r.should_start)
+    }
+    async fn cancel_task(&self, task_guid: &TaskGuid) -> Result<()> {
+        self.call(
+            "/v1/tasks/cancel",
+            &TaskGuidRequest {
+                task_guid: task_guid.clone(),
+            },
+        )
+        .await
+    }
+    async fn fail_task(&self, task_guid: &TaskGuid, failure_reason: &str) -> Result<()> {
+        let body = FailTaskRequest {
+            task_guid: task_guid.clone(),
+            failure_reason: failure_reason.to_owned(),
+        };
+        self.call("/v1/tasks/fail", &body).await
+    }
+    async fn reject_task(&self, task_guid: &TaskGuid, rejection_reason: &str) -> Result<()> {
+        let body = RejectTaskRequest {
+            task_guid: task_guid.clone(),
+            rejection_reason: rejection_reason.to_owned(),
+        };
+        self.call("/v1/tasks/reject", &body).await
+    }
+    async fn complete_task(
+        &self,
+        task_guid: &TaskGuid,
+        cell_id: &CellId,
+        failed: bool,
+        failure_reason: &str,
+        result: &str,
+    ) -> Result<()> {
+        let body = CompleteTaskRequest {
+            task_guid: task_guid.clone(),
+            cell_id: cell_id.clone(),
+            failed,
+            failure_reason: failure_reason.to_owned(),
+            result: result.to_owned(),
+        };
+        self.call("/v1/tasks/complete", &body).await
+    }
+    async fn resolving_task(&self, task_guid: &TaskGuid) -> Result<()> {
+        self.call(
+            "/v1/tasks/resolving",
+            &TaskGuidRequest {
+                task_guid: task_guid.clone(),
+            },
+        )
+        .await
+    }
+    async fn delete_task(&self, task_guid: &TaskGuid) -> Result<()> {
+        self.call(
+            "/v1/tasks/delete",
+            &TaskGuidRequest {
+                task_guid: task_guid.clone(),
+            },
+        )
+        .await
+    }
+    async fn desire_lrp(&self, desired: DesiredLrp) -> Result<()> {
+        self.call("/v1/desired_lrp/desire", &desired).await
+    }
+    async fn update_desired_lrp(
+        &self,
+        process_guid: &ProcessGuid,
+        update: DesiredLrpUpdate,
+    ) -> Result<()> {
+        let body = UpdateDesiredLrpRequest {
+            process_guid: process_guid.clone(),
+            update,
+        };
+        self.call("/v1/desired_lrp/update", &body).await
+    }
+    async fn remove_desired_lrp(&self, process_guid: &ProcessGuid) -> Result<()> {
+        let body = ProcessGuidRequest {
+            process_guid: process_guid.clone(),
+        };
+        self.call("/v1/desired_lrp/remove", &body).await
+    }
+    async fn desired_lrp_by_process_guid(&self, process_guid: &ProcessGuid) -> Result<DesiredLrp> {
+        let body = ProcessGuidRequest {
+            process_guid: process_guid.clone(),
+        };
+        self.post("/v1/desired_lrps/get_by_process_guid", &body)
+            .await
+    }
+    async fn desired_lrps(&self, filter: &DesiredLrpFilter) -> Result<Vec<DesiredLrp>> {
+        self.post("/v1/desired_lrps/list", &DesiredLrpsRequest::from(filter))
+            .await
+    }
+    async fn desired_lrp_scheduling_infos(
+        &self,
+        filter: &DesiredLrpFilter,
+    ) -> Result<Vec<SchedulingInfo>> {
+        self.post(
+            "/v1/desired_lrp_scheduling_infos/list",
+            &DesiredLrpsRequest::from(filter),
+        )
+        .await
+    }
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
+        self.post("/v1/actual_lrps/list", &ActualLrpsRequest::from(filter))
+            .await
+    }
+    async fn claim_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+    ) -> Result<()> {
+        self.call("/v1/actual_lrps/claim", &actual(key, Some(instance_key)))
+            .await
+    }
+    async fn start_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+        net_info: &ActualLrpNetInfo,
+        routable: bool,
+    ) -> Result<()> {
+        let mut body = actual(key, Some(instance_key));
+        body.actual_lrp_net_info = Some(net_info.clone());
+        body.routable = routable;
+        self.call("/v1/actual_lrps/start", &body).await
+    }
+    async fn crash_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+        crash_reason: &str,
+    ) -> Result<()> {
+        let mut body = actual(key, Some(instance_key));
+        body.reason = crash_reason.to_owned();
+        self.call("/v1/actual_lrps/crash", &body).await
+    }
+    async fn fail_actual_lrp(&self, key: &ActualLrpKey, placement_error: &str) -> Result<()> {
+        let mut body = actual(key, None);
+        body.reason = placement_error.to_owned();
+        self.call("/v1/actual_lrps/fail", &body).await
+    }
+    async fn remove_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: Option<&ActualLrpInstanceKey>,
+    ) -> Result<()> {
+        self.call("/v1/actual_lrps/remove", &actual(key, instance_key))
+            .await
+    }
+    async fn retire_actual_lrp(&self, key: &ActualLrpKey) -> Result<()> {
+        self.call("/v1/actual_lrps/retire", &actual(key, None))
+            .await
+    }
+    async fn evacuate_claimed_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+    ) -> Result<bool> {
+        let r: EvacuationResponse = self
+            .post(
+                "/v1/actual_lrps/evacuate_claimed",
+                &actual(key, Some(instance_key)),
+            )
+            .await?;
+        Ok(r.keep_container)
+    }
+    async fn evacuate_running_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+        net_info: &ActualLrpNetInfo,
+    ) -> Result<bool> {
+        let mut body = actual(key, Some(instance_key));
+        body.actual_lrp_net_info = Some(net_info.clone());
+        let r: EvacuationResponse = self.post("/v1/actual_lrps/evacuate_running", &body).await?;
+        Ok(r.keep_container)
+    }
+    async fn evacuate_stopped_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+    ) -> Result<bool> {
+        let r: EvacuationResponse = self
+            .post(
+                "/v1/actual_lrps/evacuate_stopped",
+                &actual(key, Some(instance_key)),
+            )
+            .await?;
+        Ok(r.keep_container)
+    }
+    async fn evacuate_crashed_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+        crash_reason: &str,
+    ) -> Result<bool> {
+        let mut body = actual(key, Some(instance_key));
+        body.reason = crash_reason.to_owned();
+        let r: EvacuationResponse = self.post("/v1/actual_lrps/evacuate_crashed", &body).await?;
+        Ok(r.keep_container)
+    }
+    async fn remove_evacuating_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+    ) -> Result<()> {
+        self.call(
+            "/v1/actual_lrps/remove_evacuating",
+            &actual(key, Some(instance_key)),
+        )
+        .await
+    }
+    async fn upsert_domain(&self, domain: &str, ttl: Duration) -> Result<()> {
+        let body = UpsertDomainRequest {
+            domain: domain.to_owned(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        self.call("/v1/domains/upsert", &body).await
+    }
+    async fn domains(&self) -> Result<Vec<String>> {
+        self.post("/v1/domains/list", &Empty {}).await
+    }
+    async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
+        self.call("/v1/cells/register", presence).await
+    }
+    async fn remove_cell(&self, cell_id: &CellId) -> Result<()> {
+        self.call(
+            "/v1/cells/remove",
+            &CellIdRequest {
+                cell_id: cell_id.clone(),
+            },
+        )
+        .await
+    }
+    async fn cells(&self) -> Result<Vec<CellPresence>> {
+        self.post("/v1/cells/list", &Empty {}).await
+    }
+    async fn cell_by_id(&self, cell_id: &CellId) -> Result<CellPresence> {
+        self.post(
+            "/v1/cells/get",
+            &CellIdRequest {
+                cell_id: cell_id.clone(),
+            },
+        )
+        .await
+    }
+    async fn subscribe_lrp_events(&self, cell_id: Option<CellId>) -> Result<EventStream<LrpEvent>> {
+        let mut url = format!("{}/v1/events/lrp_instances", self.base);
+        if let Some(c) = cell_id {
+            url.push_str("?cell_id=");
+            url.push_str(c.as_str());
+        }
+        self.events(url).await
+    }
+    async fn subscribe_task_events(&self) -> Result<EventStream<TaskEvent>> {
+        self.events(format!("{}/v1/events/tasks", self.base)).await
+    }
+}

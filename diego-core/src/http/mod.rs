@@ -1,0 +1,10 @@
+//! The BBS over HTTP (feature `http`): the [`server`] (axum) that serves any
+//! [`BbsApi`](crate::BbsApi), and [`BbsClient`] that implements `BbsApi` against it.
+//! Both share one set of request/response [`types`].
+
+mod client;
+pub mod server;
+pub mod types;
+
+pub use client::BbsClient;
+pub use server::{router, serve};
