@@ -24,4 +24,5 @@ pub mod auction;
 pub mod bbs;
 pub mod convergence;
 pub mod garden;
+pub mod http;
 pub mod models;

@@ -27,6 +27,11 @@ const GROUPS: &[Group] = &[
         diego_benches::convergence::run,
     ),
     (
+        "http",
+        "BBS HTTP API throughput (desire task, 16 keep-alive clients)",
+        diego_benches::http::run,
+    ),
+    (
         "garden",
         "container throughput of the process, fake and Linux backends (and runc)",
         diego_benches::garden::run,
