@@ -111,6 +111,21 @@ pub enum Error {
     /// No cell answered this round.
     #[error("unable to communicate to compatible cells")]
     CellCommunication,
+    /// Every cell that won the work refused it in `perform`, up to the runner's retry
+    /// limit (ours: Diego reports an empty placement error here).
+    #[error("refused by the cells that won it: {}", .cells.join(", "))]
+    RefusedByCells {
+        /// The cells that refused it, in the order they were tried.
+        cells: Vec<String>,
+    },
+    /// A cell could not be reached, or answered something that is not an answer.
+    #[error("cell {cell_id} unreachable: {reason}")]
+    CellUnreachable {
+        /// The cell.
+        cell_id: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The auction reached `starting_container_count_maximum` containers starting.
     #[error("waiting to start instance: reached in-flight start limit")]
     InFlightLimit,
@@ -152,6 +167,7 @@ impl Error {
                 | Error::NoCompatibleVolumeDrivers
                 | Error::NoCompatiblePlacementTags { .. }
                 | Error::CellCommunication
+                | Error::RefusedByCells { .. }
                 | Error::InFlightLimit
         )
     }

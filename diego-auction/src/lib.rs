@@ -8,7 +8,9 @@
 //! the cells' states and a batch of work and returns placements and per-item placement
 //! errors (Diego's exact texts). It does no I/O and keeps no clock; randomness comes from
 //! a seeded generator it owns. Fetching cell states and asking the winners to `perform`
-//! the work is the caller's job (the auction runner, or [`sim`] when the feature is on).
+//! the work is the caller's job: the async [`AuctionRunner`] (core's `AuctioneerClient`:
+//! batching, cell state fetch through [`CellClient`]s, `perform`, retries of refused
+//! work, failures reported to the BBS), or [`sim`] when the feature is on.
 //!
 //! This crate depends on `diego-core` only.
 //!
@@ -87,6 +89,7 @@ pub mod power_of_two;
 pub mod random;
 pub mod results;
 mod round;
+pub mod runner;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod spread;
@@ -101,6 +104,10 @@ pub use kubernetes::{KubernetesConfig, KubernetesStrategy};
 pub use power_of_two::PowerOfTwoStrategy;
 pub use random::RandomStrategy;
 pub use results::{AuctionResults, CellWork, FailedLrp, FailedTask, LrpPlacement, TaskPlacement};
+pub use runner::{
+    AuctionRunner, AuctionRunnerBuilder, CellClient, CellClientFactory, CellRegistry, RunnerConfig,
+    Work,
+};
 pub use spread::SpreadStrategy;
 pub use strategy::{PlacementOptions, PlacementStrategy};
 pub use work::AuctionBatch;

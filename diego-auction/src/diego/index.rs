@@ -9,8 +9,10 @@
 //! bucket among those not holding the process — the same-process penalty is the
 //! exception, paid only by the few cells that already run the process, which are scored
 //! one by one. The index survives between rounds: a cell handed in as the same
-//! `Arc<CellState>` snapshot is not read again, and a changed cell whose LRP list only
-//! grew is updated from the new entries alone.
+//! `Arc<CellState>` snapshot is not read again (one dense array of snapshot addresses is
+//! checked per round), a cell that reports exactly the work placed on it is taken as it
+//! is (no reordering, no recount), and a changed cell whose LRP list only grew is updated
+//! from the new entries alone.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
@@ -79,10 +81,6 @@ impl Holders {
 /// What the index knows of one cell.
 #[derive(Clone, Debug)]
 struct IndexedCell {
-    /// The snapshot this view was taken from. Weak: the owner may drop or move the state
-    /// (no clone is forced on it), while the allocation stays reserved, so its address
-    /// keeps identifying this snapshot.
-    snapshot: Weak<CellState>,
     cell_id: CellId,
     /// Processes of the snapshot's LRPs, in its order (empty for evacuating cells).
     guids: Vec<ProcessGuid>,
@@ -99,8 +97,6 @@ struct IndexedCell {
     base: f64,
     /// Processes of LRPs placed here since the cell last reported.
     placed: Vec<ProcessGuid>,
-    /// Work was placed here since the cell last reported.
-    dirty: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +120,13 @@ pub(crate) struct Compatible {
 #[derive(Debug, Default)]
 pub(crate) struct DiegoIndex {
     cells: Vec<IndexedCell>,
+    /// Per cell, the snapshot its view was taken from. Weak: the owner may drop or move
+    /// the state (no clone is forced on it), while the allocation stays reserved, so its
+    /// address keeps identifying this snapshot. Kept apart from `cells` so the per-round
+    /// check of unchanged cells reads one dense array.
+    snapshots: Vec<Weak<CellState>>,
+    /// Per cell, whether work was placed on it since it last reported.
+    dirty: Vec<bool>,
     zones: Vec<String>,
     sigs: Vec<Arc<CellState>>,
     buckets: Vec<Bucket>,
@@ -172,13 +175,13 @@ impl DiegoIndex {
             return;
         }
         for (i, new) in cells.iter().enumerate() {
-            let c = &self.cells[i];
-            if std::ptr::eq(c.snapshot.as_ptr(), Arc::as_ptr(new)) {
-                if c.dirty {
+            if std::ptr::eq(self.snapshots[i].as_ptr(), Arc::as_ptr(new)) {
+                if self.dirty[i] {
                     self.refresh(i as u32, new, config);
                 }
                 continue;
             }
+            let c = &self.cells[i];
             // Another snapshot of the same cell, in the same place: update it. Anything
             // else (cells added, removed, reordered, moved zone, evacuating) changes
             // the zone-normalised indices: start afresh.
@@ -195,6 +198,8 @@ impl DiegoIndex {
 
     fn rebuild(&mut self, cells: &[Arc<CellState>], config: &DiegoConfig) {
         self.cells.clear();
+        self.snapshots.clear();
+        self.dirty.clear();
         self.zones.clear();
         self.sigs.clear();
         self.buckets.clear();
@@ -223,7 +228,6 @@ impl DiegoIndex {
             }
             let sig = signature_id(&mut self.sigs, state, || Arc::new(signature_of(state)));
             let mut cell = IndexedCell {
-                snapshot: Arc::downgrade(state),
                 cell_id: state.cell_id.clone(),
                 guids: if live {
                     state
@@ -246,8 +250,9 @@ impl DiegoIndex {
                 tasks: 0,
                 base: 0.0,
                 placed: Vec::new(),
-                dirty: false,
             };
+            self.snapshots.push(Arc::downgrade(state));
+            self.dirty.push(false);
             cell.bucket = self.bucket_for(zone as u32, sig, state);
             self.cells.push(cell);
             self.load_scalars(i as u32, state, config);
@@ -258,7 +263,11 @@ impl DiegoIndex {
                     .cells
                     .insert((Key::of(self.cells[i].base), i as u32));
                 for l in &state.lrps {
-                    add_process(&mut self.processes, &l.key.process_guid, i as u32);
+                    // Mostly new processes here: one lookup, inserting.
+                    self.processes
+                        .entry(l.key.process_guid.clone())
+                        .and_modify(|h| h.add(i as u32))
+                        .or_insert(Holders::One(i as u32, 1));
                 }
             }
         }
@@ -297,9 +306,47 @@ impl DiegoIndex {
         c.base = cell_base(c, &s.total_resources, config);
     }
 
+    /// Whether `new` is exactly what the index already holds for the live cell `idx`
+    /// once the work placed there since it last reported is counted: same resources,
+    /// starting count, Tasks, filters and capacity class, and an LRP list that is the
+    /// previous one followed by the instances placed (in any order). Then only the snapshot
+    /// needs taking (no reordering, no recount).
+    fn reports_as_placed(&self, idx: usize, new: &CellState) -> bool {
+        let c = &self.cells[idx];
+        let bucket = &self.buckets[c.bucket as usize];
+        let a = &new.available_resources;
+        c.live
+            && i64::from(a.memory_mb) == c.avail_memory
+            && i64::from(a.disk_mb) == c.avail_disk
+            && i64::from(a.containers) == c.avail_containers
+            && i64::from(new.starting_container_count) == c.starting
+            && new.tasks.len() == c.tasks as usize
+            && new.total_resources == bucket.total
+            && i64::from(new.proxy_memory_allocation_mb) == bucket.proxy
+            && new.lrps.len() == c.guids.len() + c.placed.len()
+            && same_guids_any_order(&new.lrps[c.guids.len()..], &c.placed)
+            && c.guids
+                .iter()
+                .zip(&new.lrps)
+                .all(|(g, l)| same_guid(g, &l.key.process_guid))
+            && same_filter_signature(&self.sigs[c.sig as usize], new)
+    }
+
     /// Takes a changed (or locally modified) cell's new state.
     fn refresh(&mut self, i: u32, new: &Arc<CellState>, config: &DiegoConfig) {
         let idx = i as usize;
+        if self.reports_as_placed(idx, new) {
+            // The common case after a round: the cell took what was placed on it.
+            let c = &mut self.cells[idx];
+            c.placed.clear();
+            // In the cell's order, so the next report compares position by position.
+            let known = c.guids.len();
+            c.guids
+                .extend(new.lrps[known..].iter().map(|l| l.key.process_guid.clone()));
+            self.snapshots[idx] = Arc::downgrade(new);
+            self.dirty[idx] = false;
+            return;
+        }
         let mut guids = std::mem::take(&mut self.cells[idx].guids);
         let placed = std::mem::take(&mut self.cells[idx].placed);
         let live = self.cells[idx].live;
@@ -352,9 +399,9 @@ impl DiegoIndex {
         let bucket = self.bucket_for(zone, sig, new);
         let c = &mut self.cells[idx];
         c.bucket = bucket;
-        c.snapshot = Arc::downgrade(new);
         c.guids = guids;
-        c.dirty = false;
+        self.snapshots[idx] = Arc::downgrade(new);
+        self.dirty[idx] = false;
         self.load_scalars(i, new, config);
         if live {
             let c = &self.cells[idx];
@@ -598,7 +645,7 @@ impl DiegoIndex {
         if task {
             c.tasks += 1;
         }
-        c.dirty = true;
+        self.dirty[cell as usize] = true;
         c.base = cell_base(c, &self.buckets[b].total, config);
         self.buckets[b].cells.insert((Key::of(c.base), cell));
         self.in_flight += 1;
@@ -645,6 +692,29 @@ fn signature_of(s: &CellState) -> CellState {
         volume_drivers: s.volume_drivers.clone(),
         ..CellState::default()
     }
+}
+
+/// Whether `lrps` name the processes `placed` in some order (a rep takes its work
+/// largest first, not in placement order). Only for the few instances of one round.
+fn same_guids_any_order(lrps: &[diego_core::LrpSummary], placed: &[ProcessGuid]) -> bool {
+    const MAX: usize = 64;
+    if lrps.len() != placed.len() || placed.len() > MAX {
+        return false;
+    }
+    let mut taken = [false; MAX];
+    lrps.iter().all(|l| {
+        let found = placed
+            .iter()
+            .enumerate()
+            .position(|(k, p)| !taken[k] && same_guid(&l.key.process_guid, p));
+        match found {
+            Some(k) => {
+                taken[k] = true;
+                true
+            }
+            None => false,
+        }
+    })
 }
 
 fn same_guid(a: &ProcessGuid, b: &ProcessGuid) -> bool {
