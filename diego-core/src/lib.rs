@@ -68,6 +68,7 @@ pub mod guid;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod log_rate_limit;
+pub mod log_sink;
 pub mod metric_tags;
 pub mod modification_tag;
 pub mod network;
@@ -107,6 +108,7 @@ pub use error::{Error, Result};
 pub use events::{EventItem, EventStream, LrpEvent, TaskEvent};
 pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
 pub use log_rate_limit::LogRateLimit;
+pub use log_sink::{LogLine, LogSink, LogStream};
 pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
 pub use modification_tag::ModificationTag;
 pub use network::{EgressRule, IcmpInfo, Network, PortRange};

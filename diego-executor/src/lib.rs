@@ -1,4 +1,113 @@
-//! The cell side of diego-rs: the executor (containers and action trees) and the rep.
+//! # diego-executor
+//!
+//! The cell side of diego-rs. The **executor** reserves containers against the cell's
+//! capacity, creates them in any [`ContainerBackend`](diego_garden::ContainerBackend),
+//! runs their action trees (every `Action` of `diego-core`, with Diego's exact failure
+//! texts) and health checks, streams their logs to a [`LogSink`](diego_core::LogSink),
+//! and publishes container events. It knows containers and action trees; Tasks and LRPs
+//! are the rep's business.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use diego_core::log_sink::RingBufferLogSink;
+//! use diego_core::RunAction;
+//! use diego_executor::{
+//!     AllocationRequest, ContainerEvent, ContainerResource, Executor, LogConfig, RunRequest,
+//! };
+//! use diego_garden::FakeBackend;
+//! use futures::StreamExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let logs = Arc::new(RingBufferLogSink::new(100));
+//! let executor = Executor::builder(Arc::new(FakeBackend::new()))
+//!     .log_sink(logs.clone())
+//!     .build()
+//!     .await?;
+//! let mut events = executor.events();
+//!
+//! // Reserve, then run.
+//! let failures = executor
+//!     .allocate(vec![AllocationRequest::new("job-1", ContainerResource::new(128, 256))])
+//!     .await;
+//! assert!(failures.is_empty());
+//! let mut request = RunRequest::new(
+//!     RunAction::new("/bin/sh", "vcap").with_args(["-c", "echo hello; exit 3"]),
+//! );
+//! request.log_config = LogConfig { guid: "job-1".into(), source_name: "TASK".into(), index: 0 };
+//! executor.run("job-1", request).await?;
+//!
+//! // Wait for it to complete.
+//! let done = loop {
+//!     if let Some(ContainerEvent::Completed(container)) = events.next().await {
+//!         break container;
+//!     }
+//! };
+//! assert!(done.run_result.failed);
+//! assert_eq!(done.run_result.failure_reason, "TASK: Exited with status 3");
+//! let lines: Vec<String> = logs.lines("job-1").iter().map(|l| l.text().into_owned()).collect();
+//! assert!(lines.contains(&"hello".to_string()));
+//! assert!(lines.contains(&"Exit status 3".to_string()));
+//!
+//! executor.delete("job-1").await?; // frees its resources
+//! assert_eq!(executor.remaining_resources(), executor.total_resources());
+//! # Ok(()) }
+//! ```
+//!
+//! ## The parts
+//!
+//! - [`Executor`]: allocation, the container lifecycle (reserved → initializing →
+//!   created → running → completed), events, delete, start-up cleanup and the reaper.
+//! - [`RunRequest`]: what a container runs (action tree, setup, monitor or checks,
+//!   environment, ports, sidecars, log configuration, result file).
+//! - Health checks: the legacy monitor and declarative TCP/HTTP checks, run from the
+//!   cell through a [`CheckProber`] ([`NetworkProber`] by default,
+//!   [`FakeBackendProber`] for simulations).
+//! - Downloads: HTTP(S) via reqwest and rustls, checksums, tar/tgz/zip, and a shared
+//!   size-bounded LRU [`DownloadCache`].
 
+mod config;
+mod container;
+mod download;
+mod duration;
+mod env;
+mod error;
+mod event;
+mod executor;
+mod health;
+mod lifecycle;
+mod log_streamer;
+mod result_file;
+mod run_request;
+mod step;
+
+pub use crate::config::{DownloadCacheConfig, ExecutorConfig, MAX_RESULT_FILE_BYTES};
+pub use crate::container::{
+    AllocationFailure, AllocationRequest, Container, ContainerResource, ContainerState,
+    PortMapping, Resources, RunResult, Tags,
+};
+pub use crate::download::{
+    ArchiveKind, CacheLease, CacheStats, Checksum, ChecksumAlgorithm, DownloadCache, Downloader,
+};
+pub use crate::duration::{byte_size, go_duration};
+pub use crate::env::container_env;
+pub use crate::error::{
+    Error, Result, GUID_NOT_AVAILABLE, GUID_NOT_SPECIFIED, INSUFFICIENT_RESOURCES,
+};
+pub use crate::event::{ContainerEvent, ContainerEventStream};
+pub use crate::executor::{
+    Executor, ExecutorBuilder, EXPIRED_CONTAINER, MISSING_GARDEN_CONTAINER, OWNER_PROPERTY,
+    STOPPED_BEFORE_RUNNING, TAG_PROPERTY_PREFIX,
+};
+pub use crate::health::{CheckProber, FakeBackendProber, NetworkProber, ProbeFailure, ProbeTarget};
+pub use crate::log_streamer::{LogStreamer, DEFAULT_SOURCE_TYPE, MAX_LINE_BYTES};
+pub use crate::result_file::FAILED_TO_FETCH_RESULT;
+pub use crate::run_request::{InstanceIdentity, LogConfig, RunRequest};
+pub use crate::step::CODEPENDENT_STEP_EXITED;
+
+/// The fixture app (feature `fixture-app`).
 #[cfg(feature = "fixture-app")]
 pub mod fixture_app;

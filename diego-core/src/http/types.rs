@@ -66,9 +66,17 @@ impl ErrorBody {
             "ActualLRPCannotBeFailed" => Error::ActualLrpCannotBeFailed,
             "ActualLRPCannotBeRemoved" => Error::ActualLrpCannotBeRemoved,
             "ActualLRPCannotBeUnclaimed" => Error::ActualLrpCannotBeUnclaimed,
-            "InvalidRecord" => Error::InvalidRecord(self.message),
+            "InvalidRecord" => Error::InvalidRecord(strip(self.message, "invalid record: ")),
+            "Unavailable" => Error::Unavailable(strip(self.message, "unavailable: ")),
             _ => Error::Unavailable(self.message),
         }
+    }
+}
+
+fn strip(message: String, prefix: &str) -> String {
+    match message.strip_prefix(prefix) {
+        Some(rest) => rest.to_owned(),
+        None => message,
     }
 }
 

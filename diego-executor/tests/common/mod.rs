@@ -1,0 +1,153 @@
+//! Shared helpers of the executor's integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use diego_core::log_sink::{format_line, RingBufferLogSink};
+use diego_core::{Action, LogLine};
+use diego_executor::{
+    AllocationRequest, CheckProber, Container, ContainerEvent, ContainerEventStream,
+    ContainerResource, Executor, ExecutorConfig, FakeBackendProber, LogConfig, Resources,
+    RunRequest,
+};
+use diego_garden::{ContainerBackend, FakeBackend};
+use futures::StreamExt;
+
+/// The log guid every test container logs under.
+pub const LOG_GUID: &str = "log-guid";
+
+pub struct Harness {
+    pub executor: Executor,
+    pub logs: Arc<RingBufferLogSink>,
+    pub events: ContainerEventStream,
+}
+
+pub fn test_config() -> ExecutorConfig {
+    ExecutorConfig {
+        cell_id: "cell-z1-0".to_string(),
+        total_resources: Some(Resources {
+            memory_mb: 1024,
+            disk_mb: 2048,
+            containers: 8,
+        }),
+        ..ExecutorConfig::default()
+    }
+}
+
+pub async fn harness_with(
+    backend: Arc<dyn ContainerBackend>,
+    config: ExecutorConfig,
+    prober: Option<Arc<dyn CheckProber>>,
+) -> Harness {
+    let logs = Arc::new(RingBufferLogSink::new(10_000));
+    let mut builder = Executor::builder(backend)
+        .config(config)
+        .log_sink(logs.clone());
+    if let Some(prober) = prober {
+        builder = builder.prober(prober);
+    }
+    let executor = builder.build().await.expect("executor builds");
+    let events = executor.events();
+    Harness {
+        executor,
+        logs,
+        events,
+    }
+}
+
+pub async fn fake_harness(fake: &FakeBackend) -> Harness {
+    harness_with(
+        Arc::new(fake.clone()),
+        test_config(),
+        Some(Arc::new(FakeBackendProber::new(fake.clone()))),
+    )
+    .await
+}
+
+/// A request running `action`, logging as `APP/PROC/WEB` instance 0.
+pub fn request(action: impl Into<Action>) -> RunRequest {
+    let mut request = RunRequest::new(action);
+    request.log_config = LogConfig {
+        guid: LOG_GUID.to_string(),
+        source_name: "APP/PROC/WEB".to_string(),
+        index: 0,
+    };
+    request
+}
+
+impl Harness {
+    pub async fn reserve(&self, guid: &str) {
+        let failures = self
+            .executor
+            .allocate(vec![AllocationRequest::new(
+                guid,
+                ContainerResource::new(64, 64),
+            )])
+            .await;
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    /// Reserves `guid`, runs `request`, waits for it to complete.
+    pub async fn run_to_completion(&mut self, guid: &str, request: RunRequest) -> Container {
+        self.reserve(guid).await;
+        self.executor.run(guid, request).await.expect("run starts");
+        self.wait_completed(guid).await
+    }
+
+    /// The next event about `guid`.
+    pub async fn next_event(&mut self, guid: &str) -> ContainerEvent {
+        loop {
+            let event = self.events.next().await.expect("event stream open");
+            if event.container().is_some_and(|c| c.guid == guid) {
+                return event;
+            }
+        }
+    }
+
+    pub async fn wait_completed(&mut self, guid: &str) -> Container {
+        loop {
+            if let ContainerEvent::Completed(c) = self.next_event(guid).await {
+                return c;
+            }
+        }
+    }
+
+    pub async fn wait_running(&mut self, guid: &str) -> Container {
+        loop {
+            match self.next_event(guid).await {
+                ContainerEvent::Running(c) => return c,
+                ContainerEvent::Completed(c) => panic!("completed before running: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The text of every line logged so far, in order.
+    pub fn texts(&self) -> Vec<String> {
+        self.logs
+            .lines(LOG_GUID)
+            .iter()
+            .map(|l| l.text().into_owned())
+            .collect()
+    }
+
+    /// Every line as `[SOURCE/index] OUT text`.
+    pub fn prefixed(&self) -> Vec<String> {
+        self.logs.lines(LOG_GUID).iter().map(prefixed).collect()
+    }
+}
+
+/// A line without its timestamp: `[APP/PROC/WEB/0] OUT hello`.
+pub fn prefixed(line: &LogLine) -> String {
+    let full = format_line(line);
+    full.split_once(' ')
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or(full)
+}
+
+/// `/bin/sh -c <script>` as user `vcap`.
+pub fn sh(script: &str) -> Action {
+    diego_core::RunAction::new("/bin/sh", "vcap")
+        .with_args(["-c", script])
+        .into()
+}
