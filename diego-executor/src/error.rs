@@ -19,6 +19,9 @@ pub enum Error {
     /// A container with this guid is already allocated.
     #[error("container guid not available")]
     GuidNotAvailable,
+    /// The BBS refused a call or could not be reached.
+    #[error("BBS: {0}")]
+    Bbs(#[from] diego_core::Error),
     /// The allocation request has an empty guid.
     #[error("container guid not specified")]
     GuidNotSpecified,

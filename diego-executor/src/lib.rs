@@ -69,6 +69,7 @@
 //! - Downloads: HTTP(S) via reqwest and rustls, checksums, tar/tgz/zip, and a shared
 //!   size-bounded LRU [`DownloadCache`].
 
+pub mod cluster;
 mod config;
 mod container;
 mod download;
@@ -80,10 +81,12 @@ mod executor;
 mod health;
 mod lifecycle;
 mod log_streamer;
+pub mod rep;
 mod result_file;
 mod run_request;
 mod step;
 
+pub use crate::cluster::{Cluster, ClusterBuilder};
 pub use crate::config::{DownloadCacheConfig, ExecutorConfig, MAX_RESULT_FILE_BYTES};
 pub use crate::container::{
     AllocationFailure, AllocationRequest, Container, ContainerResource, ContainerState,
@@ -104,6 +107,7 @@ pub use crate::executor::{
 };
 pub use crate::health::{CheckProber, FakeBackendProber, NetworkProber, ProbeFailure, ProbeTarget};
 pub use crate::log_streamer::{LogStreamer, DEFAULT_SOURCE_TYPE, MAX_LINE_BYTES};
+pub use crate::rep::{LocalCellClient, LocalReps, Rep, RepConfig};
 pub use crate::result_file::FAILED_TO_FETCH_RESULT;
 pub use crate::run_request::{InstanceIdentity, LogConfig, RunRequest};
 pub use crate::step::CODEPENDENT_STEP_EXITED;

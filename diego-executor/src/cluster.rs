@@ -1,0 +1,339 @@
+//! `Cluster`: a whole Diego in one process — a BBS on a given store, the auction
+//! runner, the converger and N cells (rep + executor) on a given container backend —
+//! composed by one builder and stopped by one `CancellationToken`. Cells can be added
+//! and killed while it runs (tests and simulations).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diego_auction::{AuctionRunner, RunnerConfig};
+use diego_core::convergence::{ConvergenceConfig, Converger};
+use diego_core::log_sink::LogSink;
+use diego_core::{Bbs, BbsApi, BbsConfig, CellId, Clock, MemoryStore, Store, SystemClock};
+use diego_garden::ContainerBackend;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::rep::{LocalReps, Rep, RepConfig};
+use crate::{CheckProber, Executor, ExecutorConfig, Resources};
+
+/// Makes the container backend of a new cell.
+pub type BackendFactory = Arc<dyn Fn(&CellId) -> Arc<dyn ContainerBackend> + Send + Sync>;
+/// Makes the health-check prober of a new cell (default: the network prober).
+pub type ProberFactory =
+    Arc<dyn Fn(&CellId, &Arc<dyn ContainerBackend>) -> Arc<dyn CheckProber> + Send + Sync>;
+
+/// Builds a [`Cluster`].
+pub struct ClusterBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    backend: BackendFactory,
+    prober: Option<ProberFactory>,
+    log_sink: Option<Arc<dyn LogSink>>,
+    cells: usize,
+    cell_resources: Resources,
+    bbs: BbsConfig,
+    convergence: ConvergenceConfig,
+    runner: RunnerConfig,
+    rep: Arc<dyn Fn(RepConfig) -> RepConfig + Send + Sync>,
+    executor: Arc<dyn Fn(ExecutorConfig) -> ExecutorConfig + Send + Sync>,
+}
+
+impl std::fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("cells", &self.cells)
+            .finish()
+    }
+}
+
+impl ClusterBuilder {
+    /// The store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// How many cells start with the cluster (default 2).
+    pub fn cells(mut self, n: usize) -> Self {
+        self.cells = n;
+        self
+    }
+
+    /// Each cell's resources (default 16 GiB memory, 64 GiB disk, 256 containers).
+    pub fn cell_resources(mut self, r: Resources) -> Self {
+        self.cell_resources = r;
+        self
+    }
+
+    /// How health checks are probed on each cell.
+    pub fn prober(mut self, prober: ProberFactory) -> Self {
+        self.prober = Some(prober);
+        self
+    }
+
+    /// Where container logs go.
+    pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
+        self.log_sink = Some(sink);
+        self
+    }
+
+    /// BBS settings.
+    pub fn bbs_config(mut self, c: BbsConfig) -> Self {
+        self.bbs = c;
+        self
+    }
+
+    /// Convergence settings.
+    pub fn convergence_config(mut self, c: ConvergenceConfig) -> Self {
+        self.convergence = c;
+        self
+    }
+
+    /// Auction runner settings.
+    pub fn runner_config(mut self, c: RunnerConfig) -> Self {
+        self.runner = c;
+        self
+    }
+
+    /// Adjusts each cell's rep settings (its defaults come from [`RepConfig::new`]).
+    pub fn rep_config(
+        mut self,
+        f: impl Fn(RepConfig) -> RepConfig + Send + Sync + 'static,
+    ) -> Self {
+        self.rep = Arc::new(f);
+        self
+    }
+
+    /// Adjusts each cell's executor settings.
+    pub fn executor_config(
+        mut self,
+        f: impl Fn(ExecutorConfig) -> ExecutorConfig + Send + Sync + 'static,
+    ) -> Self {
+        self.executor = Arc::new(f);
+        self
+    }
+
+    /// Starts everything: BBS, auction runner, converger, and the cells.
+    pub async fn start(self) -> crate::Result<Cluster> {
+        let reps = Arc::new(LocalReps::new());
+        let runner = AuctionRunner::new();
+        let bbs = Bbs::builder()
+            .store(self.store.clone())
+            .clock(self.clock.clone())
+            .auctioneer(Arc::new(runner.clone()))
+            .rep_client(reps.clone())
+            .config(self.bbs.clone())
+            .build();
+        let api: Arc<dyn BbsApi> = Arc::new(bbs.clone());
+        let cancel = CancellationToken::new();
+        let mut background = Vec::new();
+        background.push(tokio::spawn({
+            let builder = runner
+                .builder(api.clone(), reps.clone())
+                .config(self.runner.clone());
+            let cancel = cancel.clone();
+            async move { builder.run(cancel).await }
+        }));
+        let converger = Arc::new(
+            Converger::builder(bbs.clone())
+                .config(self.convergence.clone())
+                .build(),
+        );
+        background.push(tokio::spawn({
+            let converger = converger.clone();
+            let cancel = cancel.clone();
+            async move { converger.run(cancel).await }
+        }));
+        let cluster = Cluster {
+            bbs,
+            api,
+            converger,
+            reps,
+            cancel,
+            background: Mutex::new(background),
+            cells: Mutex::new(HashMap::new()),
+            next_cell: Mutex::new(0),
+            builder: self,
+        };
+        for _ in 0..cluster.builder.cells {
+            cluster.add_cell().await?;
+        }
+        Ok(cluster)
+    }
+}
+
+struct CellRun {
+    rep: Rep,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// A running Diego in one process.
+pub struct Cluster {
+    bbs: Bbs,
+    api: Arc<dyn BbsApi>,
+    converger: Arc<Converger>,
+    reps: Arc<LocalReps>,
+    cancel: CancellationToken,
+    background: Mutex<Vec<JoinHandle<()>>>,
+    cells: Mutex<HashMap<CellId, CellRun>>,
+    next_cell: Mutex<usize>,
+    builder: ClusterBuilder,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("cells", &self.cells.lock().len())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// A builder with `backend` making each cell's container backend.
+    pub fn builder(backend: BackendFactory) -> ClusterBuilder {
+        ClusterBuilder {
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(SystemClock),
+            backend,
+            prober: None,
+            log_sink: None,
+            cells: 2,
+            cell_resources: Resources {
+                memory_mb: 16 * 1024,
+                disk_mb: 64 * 1024,
+                containers: 256,
+            },
+            bbs: BbsConfig::default(),
+            convergence: ConvergenceConfig::default(),
+            runner: RunnerConfig::default(),
+            rep: Arc::new(|c| c),
+            executor: Arc::new(|c| c),
+        }
+    }
+
+    /// The BBS.
+    pub fn bbs(&self) -> &Bbs {
+        &self.bbs
+    }
+
+    /// The BBS as the trait object reps and clients use.
+    pub fn api(&self) -> Arc<dyn BbsApi> {
+        self.api.clone()
+    }
+
+    /// The converger (to run a pass on demand).
+    pub fn converger(&self) -> &Arc<Converger> {
+        &self.converger
+    }
+
+    /// The reps, by cell id.
+    pub fn reps(&self) -> &Arc<LocalReps> {
+        &self.reps
+    }
+
+    /// The ids of the running cells.
+    pub fn cell_ids(&self) -> Vec<CellId> {
+        let mut ids: Vec<CellId> = self.cells.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Starts one more cell (`cell-N`) and registers its presence.
+    pub async fn add_cell(&self) -> crate::Result<Rep> {
+        let id = {
+            let mut n = self.next_cell.lock();
+            *n += 1;
+            CellId::new(format!("cell-{}", *n))
+        };
+        let b = &self.builder;
+        let backend = (b.backend)(&id);
+        let config = (b.executor)(ExecutorConfig {
+            cell_id: id.to_string(),
+            owner_name: format!("executor-{id}"),
+            total_resources: Some(b.cell_resources),
+            ..ExecutorConfig::default()
+        });
+        let mut ex = Executor::builder(backend.clone())
+            .config(config)
+            .clock(b.clock.clone());
+        if let Some(sink) = &b.log_sink {
+            ex = ex.log_sink(sink.clone());
+        }
+        if let Some(prober) = &b.prober {
+            ex = ex.prober(prober(&id, &backend));
+        }
+        let executor = ex.build().await?;
+        let rep = Rep::new(
+            self.api.clone(),
+            executor,
+            (b.rep)(RepConfig::new(id.clone())),
+        );
+        rep.register().await?;
+        self.reps.insert(rep.clone());
+        let cancel = self.cancel.child_token();
+        let handle = tokio::spawn({
+            let rep = rep.clone();
+            let cancel = cancel.clone();
+            async move { rep.run(cancel).await }
+        });
+        self.cells.lock().insert(
+            id,
+            CellRun {
+                rep: rep.clone(),
+                cancel,
+                handle,
+            },
+        );
+        Ok(rep)
+    }
+
+    /// Kills a cell as if its machine vanished: its rep stops at once (no evacuation,
+    /// no goodbye), so its presence expires and convergence replaces its instances.
+    /// Its containers are destroyed.
+    pub async fn kill_cell(&self, id: &CellId) -> Option<()> {
+        let run = self.cells.lock().remove(id)?;
+        self.reps.remove(id);
+        run.cancel.cancel();
+        let _ = run.handle.await;
+        for c in run.rep.executor().list() {
+            let _ = run.rep.executor().delete(&c.guid).await;
+        }
+        Some(())
+    }
+
+    /// Evacuates a cell (its instances move elsewhere first), then stops it.
+    pub async fn evacuate_cell(&self, id: &CellId) -> Option<()> {
+        let rep = self.cells.lock().get(id).map(|r| r.rep.clone())?;
+        rep.evacuate().await;
+        let run = self.cells.lock().remove(id)?;
+        self.reps.remove(id);
+        run.cancel.cancel();
+        let _ = run.handle.await;
+        Some(())
+    }
+
+    /// Stops everything and destroys every container.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let cells: Vec<CellRun> = self.cells.lock().drain().map(|(_, r)| r).collect();
+        for run in cells {
+            let _ = run.handle.await;
+            for c in run.rep.executor().list() {
+                let _ = run.rep.executor().delete(&c.guid).await;
+            }
+        }
+        let background: Vec<JoinHandle<()>> = self.background.lock().drain(..).collect();
+        for h in background {
+            let _ = h.await;
+        }
+    }
+}
