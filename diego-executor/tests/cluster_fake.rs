@@ -137,3 +137,136 @@ async fn a_crash_restarts_at_once_with_a_new_instance_guid() {
     );
     c.shutdown().await;
 }
+
+fn task(guid: &str, path: &str) -> DesireTaskRequest {
+    let mut def = TaskDefinition::new("preloaded:cflinuxfs4", RunAction::new(path, "vcap"));
+    def.result_file = "/tmp/result".into();
+    def.memory_mb = 128;
+    DesireTaskRequest {
+        task_guid: TaskGuid::new(guid),
+        domain: "tasks".into(),
+        task_definition: def,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_complete_with_their_result_or_failure() {
+    let (c, _b) = cluster(2).await;
+    c.bbs().desire_task(task("ok", "/bin/task")).await.unwrap();
+    c.bbs().desire_task(task("bad", "/bin/fail")).await.unwrap();
+    let done = |g: &'static str| {
+        let bbs = c.bbs().clone();
+        async move {
+            bbs.task_by_guid(&TaskGuid::new(g))
+                .await
+                .map(|t| t.state == TaskState::Completed)
+                .unwrap_or(false)
+        }
+    };
+    wait_for("task ok completed", || done("ok")).await;
+    wait_for("task bad completed", || done("bad")).await;
+    let ok = c.bbs().task_by_guid(&TaskGuid::new("ok")).await.unwrap();
+    assert!(!ok.failed, "{}", ok.failure_reason);
+    assert_eq!(ok.result, "42");
+    let bad = c.bbs().task_by_guid(&TaskGuid::new("bad")).await.unwrap();
+    assert!(bad.failed);
+    assert_eq!(bad.failure_reason, "TASK: Exited with status 7");
+    // Their containers are gone.
+    for id in c.cell_ids() {
+        assert!(c.reps().get(&id).unwrap().executor().list().is_empty());
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_up_and_down() {
+    let (c, _b) = cluster(2).await;
+    c.bbs().desire_lrp(web(3)).await.unwrap();
+    wait_for("3 RUNNING", || running(&c, 3)).await;
+    let update = |n| DesiredLrpUpdate {
+        instances: Some(n),
+        ..Default::default()
+    };
+    c.bbs().update_desired_lrp(&ProcessGuid::new("web"), update(5)).await.unwrap();
+    wait_for("5 RUNNING", || running(&c, 5)).await;
+    c.bbs().update_desired_lrp(&ProcessGuid::new("web"), update(1)).await.unwrap();
+    wait_for("1 row left", || async { rows(&c).await.len() == 1 }).await;
+    assert!(running(&c, 1).await);
+    let containers: usize = c.cell_ids().iter().map(|id| c.reps().get(id).unwrap().executor().list().len()).sum();
+    assert_eq!(containers, 1, "stopped instances' containers are deleted");
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn placement_errors_surface_on_the_actual_lrp() {
+    let (c, _b) = cluster(1).await;
+    let mut d = web(1);
+    d.scheduling_info.memory_mb = 1_000_000;
+    c.bbs().desire_lrp(d).await.unwrap();
+    wait_for("a placement error", || async {
+        rows(&c).await.iter().any(|r| r.placement_error == "insufficient resources: memory")
+    })
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_cell_s_instances_run_elsewhere() {
+    let (c, _b) = cluster(2).await;
+    c.bbs().desire_lrp(web(4)).await.unwrap();
+    wait_for("4 RUNNING", || running(&c, 4)).await;
+    let victim = c.cell_ids()[0].clone();
+    let on_victim = rows(&c).await.iter().filter(|r| r.cell_id() == Some(&victim)).count();
+    assert!(on_victim > 0);
+    c.kill_cell(&victim).await.unwrap();
+    // Its presence expires (15 s), convergence makes the instances SUSPECT and
+    // auctions replacements, which start on the surviving cell; the suspects go.
+    wait_for("4 RUNNING elsewhere, no suspect left", || async {
+        let rows = rows(&c).await;
+        rows.iter()
+            .filter(|r| r.presence == Presence::Ordinary && r.state == ActualLrpState::Running)
+            .all(|r| r.cell_id() != Some(&victim))
+            && running(&c, 4).await
+            && rows.iter().all(|r| r.presence == Presence::Ordinary)
+    })
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn evacuation_keeps_every_index_running() {
+    let (c, _b) = cluster(2).await;
+    c.bbs().desire_lrp(web(3)).await.unwrap();
+    wait_for("3 RUNNING", || running(&c, 3)).await;
+    let leaving = c.cell_ids()[0].clone();
+    // Watch: at every moment, every index has a RUNNING row (ordinary or evacuating).
+    let watcher = tokio::spawn({
+        let bbs = c.bbs().clone();
+        async move {
+            let mut worst = 3;
+            for _ in 0..400 {
+                let rows = bbs.actual_lrps(&ActualLrpFilter::default()).await.unwrap();
+                let serving = (0..3)
+                    .filter(|i| {
+                        rows.iter()
+                            .any(|r| r.key.index == *i && r.state == ActualLrpState::Running)
+                    })
+                    .count();
+                worst = worst.min(serving);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            worst
+        }
+    });
+    c.evacuate_cell(&leaving).await.unwrap();
+    wait_for("3 RUNNING off the evacuated cell", || async {
+        running(&c, 3).await
+            && rows(&c)
+                .await
+                .iter()
+                .all(|r| r.cell_id() != Some(&leaving) && r.presence == Presence::Ordinary)
+    })
+    .await;
+    assert_eq!(watcher.await.unwrap(), 3, "an index went without a RUNNING instance");
+    c.shutdown().await;
+}
