@@ -187,12 +187,22 @@ async fn scaling_up_and_down() {
         instances: Some(n),
         ..Default::default()
     };
-    c.bbs().update_desired_lrp(&ProcessGuid::new("web"), update(5)).await.unwrap();
+    c.bbs()
+        .update_desired_lrp(&ProcessGuid::new("web"), update(5))
+        .await
+        .unwrap();
     wait_for("5 RUNNING", || running(&c, 5)).await;
-    c.bbs().update_desired_lrp(&ProcessGuid::new("web"), update(1)).await.unwrap();
+    c.bbs()
+        .update_desired_lrp(&ProcessGuid::new("web"), update(1))
+        .await
+        .unwrap();
     wait_for("1 row left", || async { rows(&c).await.len() == 1 }).await;
     assert!(running(&c, 1).await);
-    let containers: usize = c.cell_ids().iter().map(|id| c.reps().get(id).unwrap().executor().list().len()).sum();
+    let containers: usize = c
+        .cell_ids()
+        .iter()
+        .map(|id| c.reps().get(id).unwrap().executor().list().len())
+        .sum();
     assert_eq!(containers, 1, "stopped instances' containers are deleted");
     c.shutdown().await;
 }
@@ -204,7 +214,10 @@ async fn placement_errors_surface_on_the_actual_lrp() {
     d.scheduling_info.memory_mb = 1_000_000;
     c.bbs().desire_lrp(d).await.unwrap();
     wait_for("a placement error", || async {
-        rows(&c).await.iter().any(|r| r.placement_error == "insufficient resources: memory")
+        rows(&c)
+            .await
+            .iter()
+            .any(|r| r.placement_error == "insufficient resources: memory")
     })
     .await;
     c.shutdown().await;
@@ -216,7 +229,11 @@ async fn a_killed_cell_s_instances_run_elsewhere() {
     c.bbs().desire_lrp(web(4)).await.unwrap();
     wait_for("4 RUNNING", || running(&c, 4)).await;
     let victim = c.cell_ids()[0].clone();
-    let on_victim = rows(&c).await.iter().filter(|r| r.cell_id() == Some(&victim)).count();
+    let on_victim = rows(&c)
+        .await
+        .iter()
+        .filter(|r| r.cell_id() == Some(&victim))
+        .count();
     assert!(on_victim > 0);
     c.kill_cell(&victim).await.unwrap();
     // Its presence expires (15 s), convergence makes the instances SUSPECT and
@@ -267,6 +284,10 @@ async fn evacuation_keeps_every_index_running() {
                 .all(|r| r.cell_id() != Some(&leaving) && r.presence == Presence::Ordinary)
     })
     .await;
-    assert_eq!(watcher.await.unwrap(), 3, "an index went without a RUNNING instance");
+    assert_eq!(
+        watcher.await.unwrap(),
+        3,
+        "an index went without a RUNNING instance"
+    );
     c.shutdown().await;
 }

@@ -1,0 +1,173 @@
+//! A whole cluster on ProcessBackend cells, with real processes: tasks with a result
+//! file, a failing task, the fixture app as an LRP behind an HTTP health check, and a
+//! crash that restarts.
+#![cfg(feature = "fixture-app")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diego_core::store::ActualLrpFilter;
+use diego_core::*;
+use diego_executor::cluster::BackendFactory;
+use diego_executor::{Cluster, ExecutorConfig};
+use diego_garden::{ContainerBackend, ProcessBackend};
+
+async fn cluster(name: &str) -> (Cluster, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("diego-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = dir.clone();
+    let factory: BackendFactory = Arc::new(move |id| {
+        let backend = ProcessBackend::new(base.join(id.as_str())).expect("a process backend");
+        Arc::new(backend) as Arc<dyn ContainerBackend>
+    });
+    let c = Cluster::builder(factory)
+        .cells(2)
+        .executor_config(|c| ExecutorConfig {
+            apply_action_user: false,
+            ..c
+        })
+        .start()
+        .await
+        .unwrap();
+    (c, dir)
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn shell_task(guid: &str, script: &str) -> DesireTaskRequest {
+    let mut run = RunAction::new("/bin/sh", "vcap").with_args(["-c", script]);
+    run.dir = "/".into();
+    let mut def = TaskDefinition::new("preloaded:cflinuxfs4", run);
+    def.result_file = "/result.txt".into();
+    DesireTaskRequest {
+        task_guid: TaskGuid::new(guid),
+        domain: "tasks".into(),
+        task_definition: def,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_with_a_result_file_and_a_failure() {
+    let (c, dir) = cluster("tasks").await;
+    c.bbs()
+        .desire_task(shell_task("writes", "printf 42 > result.txt"))
+        .await
+        .unwrap();
+    c.bbs()
+        .desire_task(shell_task("fails", "exit 3"))
+        .await
+        .unwrap();
+    for g in ["writes", "fails"] {
+        wait_for(g, || async {
+            c.bbs()
+                .task_by_guid(&TaskGuid::new(g))
+                .await
+                .map(|t| t.state == TaskState::Completed)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+    let ok = c
+        .bbs()
+        .task_by_guid(&TaskGuid::new("writes"))
+        .await
+        .unwrap();
+    assert!(!ok.failed, "{}", ok.failure_reason);
+    assert_eq!(ok.result, "42");
+    let bad = c.bbs().task_by_guid(&TaskGuid::new("fails")).await.unwrap();
+    assert!(bad.failed);
+    assert_eq!(bad.failure_reason, "TASK: Exited with status 3");
+    c.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn fixture_lrp(instances: i32) -> DesiredLrp {
+    let mut d = DesiredLrp::new(
+        "fixture",
+        "apps",
+        "preloaded:cflinuxfs4",
+        instances,
+        RunAction::new(env!("CARGO_BIN_EXE_diego-fixture-app"), "vcap"),
+    );
+    d.scheduling_info.memory_mb = 64;
+    d.run_info.ports = vec![8080];
+    d.run_info.check_definition = Some(CheckDefinition {
+        checks: vec![Check::http(8080, "/ping")],
+        ..Default::default()
+    });
+    d
+}
+
+async fn running(c: &Cluster) -> Vec<Arc<ActualLrp>> {
+    c.bbs()
+        .actual_lrps(&ActualLrpFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.state == ActualLrpState::Running && r.presence == Presence::Ordinary)
+        .collect()
+}
+
+fn url_of(row: &ActualLrp, path: &str) -> String {
+    let net = row.net_info.as_ref().unwrap();
+    format!("http://{}:{}{path}", net.address, net.ports[0].host_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixture_app_runs_behind_its_health_check_and_comes_back_after_a_crash() {
+    let (c, dir) = cluster("lrp").await;
+    c.bbs().desire_lrp(fixture_lrp(3)).await.unwrap();
+    wait_for("3 RUNNING", || async { running(&c).await.len() == 3 }).await;
+    let http = reqwest::Client::new();
+    let rows = running(&c).await;
+    let mut indices = Vec::new();
+    for row in &rows {
+        let body = http
+            .get(url_of(row, "/index"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        indices.push(body.parse::<i32>().unwrap());
+    }
+    indices.sort();
+    assert_eq!(indices, [0, 1, 2], "each instance knows its index");
+
+    // Instance 0 exits 1: it is restarted at once, with a new instance guid.
+    let victim = rows.iter().find(|r| r.key.index == 0).unwrap().clone();
+    let _ = http.post(url_of(&victim, "/exit/1")).send().await;
+    wait_for("instance 0 back", || async {
+        running(&c).await.iter().any(|r| {
+            r.key.index == 0 && r.crash_count == 1 && r.instance_guid() != victim.instance_guid()
+        })
+    })
+    .await;
+    let row = running(&c)
+        .await
+        .into_iter()
+        .find(|r| r.key.index == 0)
+        .unwrap();
+    assert!(
+        row.crash_reason.contains("Exited with status 1"),
+        "{}",
+        row.crash_reason
+    );
+    c.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
