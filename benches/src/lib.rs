@@ -23,6 +23,7 @@ pub fn print_skipped(name: &str, why: &str) {
 pub mod auction;
 pub mod bbs;
 pub mod convergence;
+pub mod e2e;
 pub mod garden;
 pub mod http;
 pub mod models;

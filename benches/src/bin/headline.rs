@@ -27,6 +27,11 @@ const GROUPS: &[Group] = &[
         diego_benches::convergence::run,
     ),
     (
+        "e2e",
+        "whole clusters: 100,000 fake instances, 200 real ones, a crash and restart",
+        diego_benches::e2e::run,
+    ),
+    (
         "http",
         "BBS HTTP API throughput (desire task, 16 keep-alive clients)",
         diego_benches::http::run,

@@ -195,9 +195,18 @@ impl Rep {
             }
         }
         self.touch();
+        // One task per process: the DesiredLRP is read once for all its instances.
+        let mut by_process: BTreeMap<diego_core::ProcessGuid, Vec<(ActualLrpKey, InstanceGuid)>> =
+            BTreeMap::new();
         for (key, ig) in admitted {
+            by_process
+                .entry(key.process_guid.clone())
+                .or_default()
+                .push((key, ig));
+        }
+        for (pg, instances) in by_process {
             let rep = self.clone();
-            tokio::spawn(async move { rep.start_lrp(key, ig).await });
+            tokio::spawn(async move { rep.start_lrps(pg, instances).await });
         }
         for guid in admitted_tasks {
             let rep = self.clone();
@@ -206,25 +215,38 @@ impl Rep {
         unperformed
     }
 
-    async fn start_lrp(&self, key: ActualLrpKey, ig: InstanceGuid) {
+    async fn start_lrps(
+        &self,
+        pg: diego_core::ProcessGuid,
+        instances: Vec<(ActualLrpKey, InstanceGuid)>,
+    ) {
+        let desired = match self.inner.bbs.desired_lrp_by_process_guid(&pg).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::info!(error = %e, process_guid = %pg, "desired LRP unreadable; giving its instances up");
+                None
+            }
+        };
+        let starts = instances
+            .into_iter()
+            .map(|(key, ig)| self.start_lrp(desired.as_ref(), key, ig));
+        futures::future::join_all(starts).await;
+    }
+
+    async fn start_lrp(&self, desired: Option<&DesiredLrp>, key: ActualLrpKey, ig: InstanceGuid) {
         let bbs = &self.inner.bbs;
         let guid = container_guid(&key.process_guid, &ig);
         let ik = ActualLrpInstanceKey::new(ig.clone(), self.cell_id().clone());
+        let Some(desired) = desired else {
+            self.delete(&guid).await;
+            return;
+        };
         if let Err(e) = bbs.claim_actual_lrp(&key, &ik).await {
             tracing::info!(error = %e, %guid, "claim refused; deleting the container");
             self.delete(&guid).await;
             return;
         }
-        let desired = match bbs.desired_lrp_by_process_guid(&key.process_guid).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::info!(error = %e, %guid, "desired LRP gone; giving the instance up");
-                let _ = bbs.remove_actual_lrp(&key, Some(&ik)).await;
-                self.delete(&guid).await;
-                return;
-            }
-        };
-        let request = lrp_run_request(&desired, key.index, &ig);
+        let request = lrp_run_request(desired, key.index, &ig);
         if let Err(e) = self.inner.executor.run(&guid, request).await {
             tracing::warn!(error = %e, %guid, "failed to run the container");
             let _ = bbs.remove_actual_lrp(&key, Some(&ik)).await;
