@@ -80,6 +80,8 @@ mod event;
 mod executor;
 mod health;
 mod lifecycle;
+#[cfg(feature = "local-cluster")]
+pub mod local_cluster;
 mod log_streamer;
 pub mod rep;
 mod result_file;

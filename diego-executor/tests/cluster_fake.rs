@@ -30,6 +30,12 @@ fn fake_backends() -> (BackendFactory, Arc<parking_lot::Mutex<Vec<FakeBackend>>>
                 .then(FakeStep::Exit(0))
         });
         b.set_program("/bin/fail", |_| FakeScript::new().then(FakeStep::Exit(7)));
+        let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        b.set_program("/bin/check", move |_| {
+            // Healthy for the first two checks, then unhealthy for good.
+            let n = checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            FakeScript::new().then(FakeStep::Exit(if n < 2 { 0 } else { 1 }))
+        });
         b.set_program("/app/crashy", |_| {
             FakeScript::new()
                 .then(FakeStep::Listen(0))
@@ -289,5 +295,125 @@ async fn evacuation_keeps_every_index_running() {
         3,
         "an index went without a RUNNING instance"
     );
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_third_crash_waits_for_convergence() {
+    let (c, _b) = cluster(1).await;
+    let mut d = web(1);
+    d.run_info.action = Some(RunAction::new("/app/crashy", "vcap").into());
+    c.bbs().desire_lrp(d).await.unwrap();
+    wait_for("the third crash", || async {
+        rows(&c)
+            .await
+            .iter()
+            .any(|r| r.crash_count == 3 && r.state == ActualLrpState::Crashed)
+    })
+    .await;
+    // It stays CRASHED for its 30 s backoff...
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(rows(&c)
+        .await
+        .iter()
+        .all(|r| r.state == ActualLrpState::Crashed));
+    // ...then a convergence pass restarts it.
+    wait_for("restarted after its backoff", || async {
+        rows(&c)
+            .await
+            .iter()
+            .any(|r| r.crash_count == 3 && r.state == ActualLrpState::Running)
+    })
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_health_check_crashes_the_instance() {
+    let (c, _b) = cluster(1).await;
+    let mut d = web(1);
+    d.run_info.monitor = Some(RunAction::new("/bin/check", "vcap").into());
+    c.bbs().desire_lrp(d).await.unwrap();
+    wait_for("RUNNING", || running(&c, 1)).await;
+    wait_for("a crash for unhealthiness", || async {
+        rows(&c).await.iter().any(|r| r.crash_count >= 1)
+    })
+    .await;
+    let row = rows(&c).await.remove(0);
+    assert!(
+        row.crash_reason.starts_with("Instance became unhealthy"),
+        "{}",
+        row.crash_reason
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn updating_routes_does_not_restart_instances() {
+    let (c, _b) = cluster(1).await;
+    c.bbs().desire_lrp(web(2)).await.unwrap();
+    wait_for("2 RUNNING", || running(&c, 2)).await;
+    let before: Vec<_> = rows(&c)
+        .await
+        .iter()
+        .map(|r| r.instance_guid().cloned())
+        .collect();
+    c.bbs()
+        .update_desired_lrp(
+            &ProcessGuid::new("web"),
+            DesiredLrpUpdate {
+                routes: Some(Routes::http(&["web.example"], 8080)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after: Vec<_> = rows(&c)
+        .await
+        .iter()
+        .map(|r| r.instance_guid().cloned())
+        .collect();
+    assert_eq!(before, after, "same instances, no restart");
+    assert!(running(&c, 2).await);
+    let d = c
+        .bbs()
+        .desired_lrp_by_process_guid(&ProcessGuid::new("web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.scheduling_info.routes.http_routes().unwrap()[0].hostnames,
+        ["web.example"]
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_rep_loses_nothing() {
+    let (c, _b) = cluster(1).await;
+    c.bbs().desire_lrp(web(2)).await.unwrap();
+    wait_for("2 RUNNING", || running(&c, 2)).await;
+    let id = c.cell_ids()[0].clone();
+    let rep = c.reps().get(&id).unwrap();
+    // A RUNNING row whose container vanished is removed by the next reconciliation;
+    // convergence then recreates and places the instance.
+    let victim = rows(&c)
+        .await
+        .into_iter()
+        .find(|r| r.key.index == 1)
+        .unwrap();
+    let guid = diego_executor::rep::container_guid(
+        &victim.key.process_guid,
+        victim.instance_guid().unwrap(),
+    );
+    rep.executor().delete(&guid).await.unwrap();
+    rep.reconcile().await;
+    wait_for("the instance back", || running(&c, 2)).await;
+    let back = rows(&c)
+        .await
+        .into_iter()
+        .find(|r| r.key.index == 1)
+        .unwrap();
+    assert_ne!(back.instance_guid(), victim.instance_guid());
     c.shutdown().await;
 }

@@ -1,0 +1,62 @@
+//! The main job's code path: the local cluster starts, the demo app answers, and
+//! shutdown leaves nothing behind.
+#![cfg(all(feature = "local-cluster", feature = "fixture-app"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use diego_executor::local_cluster::{LocalCluster, LocalClusterOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_cluster_serves_the_demo_and_stops_cleanly() {
+    let mut opts = LocalClusterOptions::new(env!("CARGO_BIN_EXE_diego-fixture-app"));
+    opts.api_addr = "127.0.0.1:0".parse().unwrap();
+    opts.work_dir = std::env::temp_dir().join(format!("diego-local-test-{}", std::process::id()));
+    opts.print_logs = false;
+    let work_dir = opts.work_dir.clone();
+    let local = LocalCluster::start(opts).await.unwrap();
+    local
+        .wait_until_ready(3, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let urls = local.demo_urls().await.unwrap();
+    assert_eq!(urls.len(), 3);
+    let http = reqwest::Client::new();
+    for (index, url) in &urls {
+        let body = http
+            .get(format!("{url}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, format!("hello from instance {index}\n"));
+    }
+    // The BBS API answers too.
+    let api = format!("{}/v1/actual_lrps/list", local.api_url());
+    let rows: serde_json::Value = http
+        .post(api)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    // App logs arrive with the instance's source and index.
+    assert!(local
+        .logs()
+        .lines("demo")
+        .iter()
+        .any(|l| l.text().contains("listening")));
+    local.shutdown().await;
+    assert!(!work_dir.exists(), "the work directory is removed");
+    for (_, url) in urls {
+        assert!(
+            http.get(format!("{url}/ping")).send().await.is_err(),
+            "instances are gone"
+        );
+    }
+}
