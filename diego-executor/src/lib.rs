@@ -68,6 +68,33 @@
 //!   [`FakeBackendProber`] for simulations).
 //! - Downloads: HTTP(S) via reqwest and rustls, checksums, tar/tgz/zip, and a shared
 //!   size-bounded LRU [`DownloadCache`].
+//!
+//! ## Behaviour worth knowing
+//!
+//! - Exit texts follow Diego: `"<source>: Exited with status N"` (+ `" (out of
+//!   memory)"`), `"exceeded 5s timeout; cancelled"`, `"Codependent step exited"`,
+//!   parallel errors joined with `"; "`; the app log gets `"Exit status N"`.
+//! - Without checks a container is running as soon as its first process spawns; with
+//!   checks, when they first pass. Readiness checks only flip `routable`.
+//! - **(ours)** Declarative checks run from the cell against the container's address
+//!   (Diego runs a binary inside the container); results and texts are the same.
+//! - **(ours)** A cancelled `try` reports the cancellation (so a stopped tree stops);
+//!   any other failure of its child is only logged, as in Diego.
+//! - The download cache trusts an entry until it is evicted (a cache key should name
+//!   immutable content); Diego revalidates with the server.
+//! - A stopped container completes with `stopped` set and `failed` with the tree's
+//!   cancellation text; one stopped before it ran says `"stopped-before-running"`.
+//!
+//! ## Measured
+//!
+//! `cargo bench -p diego-benches --bench executor` (criterion, release, 2 cores,
+//! FakeBackend, logs to a null sink):
+//!
+//! | what | time | rate |
+//! |---|---|---|
+//! | reserve → run `/bin/true` → complete → delete, 100 containers at once | 3.2 ms per 100 | ~31,000 containers/s (~32 µs each) |
+//! | a serial of 100 run steps in one container | 1.33 ms | ~13 µs per run step (fake process spawn, output pumps, `Exit status` line included) |
+//! | a serial of 100 × timeout(try(parallel(run))) | 1.15 ms | ~11.5 µs per nested step |
 
 mod config;
 mod container;
