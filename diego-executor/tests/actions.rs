@@ -487,3 +487,32 @@ async fn stop_cancels_a_serial_between_steps() {
     assert!(done.run_result.failed);
     assert!(!h.texts().contains(&"after".to_string()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_log_rate_limit_drops_and_counts_without_blocking() {
+    let fake = FakeBackend::new();
+    let mut h = fake_harness(&fake).await;
+    let mut req = request(sh("echo 1; echo 2; echo 3; echo 4; echo 5; exit 0"));
+    req.log_rate_limit = Some(diego_core::log_sink::LogLimit {
+        lines_per_second: Some(3),
+        bytes_per_second: None,
+    });
+    let started = tokio::time::Instant::now();
+    let done = h.run_to_completion("rl", req).await;
+    assert!(!done.run_result.failed);
+    assert_eq!(started.elapsed(), Duration::ZERO, "never waits");
+    let app: Vec<String> = h
+        .prefixed()
+        .into_iter()
+        .filter(|l| l.starts_with("[APP"))
+        .collect();
+    assert_eq!(
+        app,
+        [
+            "[APP/PROC/WEB/0] OUT 1",
+            "[APP/PROC/WEB/0] OUT 2",
+            "[APP/PROC/WEB/0] OUT 3",
+            "[APP/PROC/WEB/0] ERR 3 log lines dropped: log rate limit exceeded",
+        ]
+    );
+}
