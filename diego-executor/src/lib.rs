@@ -80,8 +80,9 @@
 //!   (Diego runs a binary inside the container); results and texts are the same.
 //! - **(ours)** A cancelled `try` reports the cancellation (so a stopped tree stops);
 //!   any other failure of its child is only logged, as in Diego.
-//! - The download cache trusts an entry until it is evicted (a cache key should name
-//!   immutable content); Diego revalidates with the server.
+//! - The download cache revalidates an entry with a conditional request (`ETag`,
+//!   `Last-Modified`) on each use, as Diego does; an entry whose server sent neither is
+//!   trusted until it is evicted.
 //! - A stopped container completes with `stopped` set and `failed` with the tree's
 //!   cancellation text; one stopped before it ran says `"stopped-before-running"`.
 //!
@@ -118,6 +119,7 @@ pub use crate::container::{
 };
 pub use crate::download::{
     ArchiveKind, CacheLease, CacheStats, Checksum, ChecksumAlgorithm, DownloadCache, Downloader,
+    Validators,
 };
 pub use crate::duration::{byte_size, go_duration};
 pub use crate::env::container_env;

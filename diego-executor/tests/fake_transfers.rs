@@ -175,3 +175,84 @@ async fn a_stalled_download_aborts_when_cancelled() {
     assert!(!h.texts().iter().any(|t| t == "Downloading droplet failed"));
     h.executor.delete("s").await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn cached_files_are_revalidated_with_their_etag() {
+    let dir = std::env::temp_dir().join(format!("executor-fake-etag-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let version = Arc::new(AtomicUsize::new(1));
+    let full = Arc::new(AtomicUsize::new(0));
+    let not_modified = Arc::new(AtomicUsize::new(0));
+    let addr = {
+        let (version, full, not_modified) = (version.clone(), full.clone(), not_modified.clone());
+        serve(Router::new().route(
+            "/version",
+            get(move |headers: axum::http::HeaderMap| {
+                let (version, full, not_modified) =
+                    (version.clone(), full.clone(), not_modified.clone());
+                async move {
+                    let current = version.load(Ordering::SeqCst);
+                    let etag = format!("\"v{current}\"");
+                    let asked = headers
+                        .get("if-none-match")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if asked == etag {
+                        not_modified.fetch_add(1, Ordering::SeqCst);
+                        (StatusCode::NOT_MODIFIED, [("etag", etag)], String::new())
+                    } else {
+                        full.fetch_add(1, Ordering::SeqCst);
+                        (
+                            StatusCode::OK,
+                            [("etag", etag)],
+                            format!("version {current}"),
+                        )
+                    }
+                }
+            }),
+        ))
+        .await
+    };
+    let fake = FakeBackend::new();
+    let mut config = test_config();
+    config.temp_dir = Some(dir.join("tmp"));
+    config.download_cache = Some(DownloadCacheConfig {
+        dir: dir.join("cache"),
+        max_bytes: 1 << 20,
+    });
+    let mut h = harness_with(Arc::new(fake.clone()), config, None).await;
+    let fetch_and_show = || {
+        Action::serial([
+            DownloadAction {
+                from: format!("http://{addr}/version"),
+                to: "/etc/version.txt".into(),
+                cache_key: "version".into(),
+                user: "vcap".into(),
+                ..DownloadAction::default()
+            }
+            .into(),
+            RunAction::new("/bin/sh", "vcap")
+                .with_args(["-c", "cat /etc/version.txt"])
+                .into(),
+        ])
+    };
+    for (guid, bump) in [("v1", false), ("v2", false), ("v3", true)] {
+        if bump {
+            version.store(2, Ordering::SeqCst);
+        }
+        let done = h.run_to_completion(guid, request(fetch_and_show())).await;
+        assert!(!done.run_result.failed, "{:?}", done.run_result);
+    }
+    let shown: Vec<String> = h
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("version "))
+        .collect();
+    assert_eq!(shown, ["version 1", "version 1", "version 2"]);
+    assert_eq!(full.load(Ordering::SeqCst), 2);
+    assert_eq!(not_modified.load(Ordering::SeqCst), 1);
+    for guid in ["v1", "v2", "v3"] {
+        h.executor.delete(guid).await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
