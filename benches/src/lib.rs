@@ -22,5 +22,6 @@ pub fn print_skipped(name: &str, why: &str) {
 
 pub mod auction;
 pub mod bbs;
+pub mod executor;
 pub mod garden;
 pub mod models;

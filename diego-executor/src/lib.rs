@@ -96,6 +96,11 @@
 //! | reserve → run `/bin/true` → complete → delete, 100 containers at once | 3.2 ms per 100 | ~31,000 containers/s (~32 µs each) |
 //! | a serial of 100 run steps in one container | 1.33 ms | ~13 µs per run step (fake process spawn, output pumps, `Exit status` line included) |
 //! | a serial of 100 × timeout(try(parallel(run))) | 1.15 ms | ~11.5 µs per nested step |
+//!
+//! `headline executor` (release, 2 cores) gives the same picture end to end: ~30,800
+//! containers/s on the FakeBackend (10,000 containers, 100 at a time), ~17 µs per run
+//! step (a serial of 1,000), and ~1,200 containers/s on the ProcessBackend (reserve →
+//! create → run a real `/bin/true` → complete → delete, 4 at a time).
 
 mod config;
 mod container;
