@@ -24,6 +24,7 @@ pub mod auction;
 pub mod bbs;
 pub mod convergence;
 pub mod e2e;
+pub mod executor;
 pub mod garden;
 pub mod http;
 pub mod models;

@@ -254,6 +254,7 @@ impl Executor {
     /// Reserves containers; returns the requests that could not be served, with Diego's
     /// reasons. A reservation not run within `reserved_expiration` completes as
     /// `"expired container"`.
+    #[tracing::instrument(name = "executor.allocate", skip_all, fields(count = requests.len()))]
     pub async fn allocate(&self, requests: Vec<AllocationRequest>) -> Vec<AllocationFailure> {
         let now = self.inner.clock.now();
         let mut failures = Vec::new();
@@ -467,6 +468,7 @@ impl Executor {
     /// Stops a container: its processes get SIGTERM (SIGKILL after the graceful
     /// shutdown interval) and it completes with `stopped` set. A container that has not
     /// run yet completes as `"stopped-before-running"`. Returns once it completed.
+    #[tracing::instrument(name = "executor.stop", skip(self))]
     pub async fn stop(&self, guid: &str) -> Result<()> {
         let mut done = {
             let mut state = self.inner.state.lock();
@@ -542,6 +544,7 @@ impl Executor {
     /// Compares the executor's view with the backend once: owned backend containers the
     /// executor does not know are destroyed; known created or running containers the
     /// backend lost complete as `"missing garden container"`.
+    #[tracing::instrument(name = "executor.reap", skip(self))]
     pub async fn reap_once(&self) -> Result<()> {
         let owner: Properties = [(
             OWNER_PROPERTY.to_string(),

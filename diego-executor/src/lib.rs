@@ -68,6 +68,39 @@
 //!   [`FakeBackendProber`] for simulations).
 //! - Downloads: HTTP(S) via reqwest and rustls, checksums, tar/tgz/zip, and a shared
 //!   size-bounded LRU [`DownloadCache`].
+//!
+//! ## Behaviour worth knowing
+//!
+//! - Exit texts follow Diego: `"<source>: Exited with status N"` (+ `" (out of
+//!   memory)"`), `"exceeded 5s timeout; cancelled"`, `"Codependent step exited"`,
+//!   parallel errors joined with `"; "`; the app log gets `"Exit status N"`.
+//! - Without checks a container is running as soon as its first process spawns; with
+//!   checks, when they first pass. Readiness checks only flip `routable`.
+//! - **(ours)** Declarative checks run from the cell against the container's address
+//!   (Diego runs a binary inside the container); results and texts are the same.
+//! - **(ours)** A cancelled `try` reports the cancellation (so a stopped tree stops);
+//!   any other failure of its child is only logged, as in Diego.
+//! - The download cache revalidates an entry with a conditional request (`ETag`,
+//!   `Last-Modified`) on each use, as Diego does; an entry whose server sent neither is
+//!   trusted until it is evicted.
+//! - A stopped container completes with `stopped` set and `failed` with the tree's
+//!   cancellation text; one stopped before it ran says `"stopped-before-running"`.
+//!
+//! ## Measured
+//!
+//! `cargo bench -p diego-benches --bench executor` (criterion, release, 2 cores,
+//! FakeBackend, logs to a null sink):
+//!
+//! | what | time | rate |
+//! |---|---|---|
+//! | reserve → run `/bin/true` → complete → delete, 100 containers at once | 3.2 ms per 100 | ~31,000 containers/s (~32 µs each) |
+//! | a serial of 100 run steps in one container | 1.33 ms | ~13 µs per run step (fake process spawn, output pumps, `Exit status` line included) |
+//! | a serial of 100 × timeout(try(parallel(run))) | 1.15 ms | ~11.5 µs per nested step |
+//!
+//! `headline executor` (release, 2 cores) gives the same picture end to end: ~30,800
+//! containers/s on the FakeBackend (10,000 containers, 100 at a time), ~17 µs per run
+//! step (a serial of 1,000), and ~1,200 containers/s on the ProcessBackend (reserve →
+//! create → run a real `/bin/true` → complete → delete, 4 at a time).
 
 pub mod cluster;
 mod config;
@@ -96,6 +129,7 @@ pub use crate::container::{
 };
 pub use crate::download::{
     ArchiveKind, CacheLease, CacheStats, Checksum, ChecksumAlgorithm, DownloadCache, Downloader,
+    Validators,
 };
 pub use crate::duration::{byte_size, go_duration};
 pub use crate::env::container_env;

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use diego_core::log_sink::RateLimitedLogSink;
+use diego_core::LogSink;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::{mpsc, watch};
@@ -34,9 +36,30 @@ pub(crate) struct Setup {
 /// Runs the container to its end and says how it ended.
 pub(crate) async fn run(inner: &Arc<Inner>, setup: Setup) -> RunResult {
     let request = Arc::clone(&setup.request);
+    let limited = request.log_rate_limit.map(|limit| {
+        Arc::new(RateLimitedLogSink::new(
+            Arc::clone(&inner.log_sink),
+            limit,
+            Arc::clone(&inner.clock),
+        ))
+    });
+    let sink: Arc<dyn LogSink> = match &limited {
+        Some(limited) => Arc::clone(limited) as Arc<dyn LogSink>,
+        None => Arc::clone(&inner.log_sink),
+    };
+    let result = run_with_sink(inner, &setup, sink).await;
+    if let Some(limited) = limited {
+        // Say how many lines were dropped since the last notice.
+        limited.flush_notices();
+    }
+    result
+}
+
+async fn run_with_sink(inner: &Arc<Inner>, setup: &Setup, sink: Arc<dyn LogSink>) -> RunResult {
+    let request = Arc::clone(&setup.request);
     let log = &request.log_config;
     let streamer = LogStreamer::new(
-        Arc::clone(&inner.log_sink),
+        sink,
         Arc::clone(&inner.clock),
         log.guid.clone(),
         log.source_name.clone(),

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use diego_core::log_sink::LogLimit;
 use diego_core::{Action, CheckDefinition, EnvironmentVariable};
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,9 @@ pub struct RunRequest {
     pub cpu_weight: u64,
     /// Where log lines go and how they are labelled.
     pub log_config: LogConfig,
+    /// A per-instance limit on the container's log lines (lines over it are dropped
+    /// and counted, never waited for); `None`: unlimited.
+    pub log_rate_limit: Option<LogLimit>,
     /// Instance identity exported to processes; `None` for one-off work.
     pub instance: Option<InstanceIdentity>,
     /// A container path read after a successful run (at most 51,200 bytes) into

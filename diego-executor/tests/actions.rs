@@ -120,9 +120,16 @@ async fn suppressed_output_is_not_logged() {
 
 // ---- out of memory: a backend whose kills are reported as OOM kills ----
 
-struct OomBackend(FakeBackend);
-struct OomContainer(Arc<dyn Container>);
-struct OomProcess(Arc<dyn Process>);
+/// What the wrapper changes: kills reported as OOM kills, or signals swallowed.
+#[derive(Clone, Copy)]
+enum Twist {
+    Oom,
+    Unkillable,
+}
+
+struct OomBackend(FakeBackend, Twist);
+struct OomContainer(Arc<dyn Container>, Twist);
+struct OomProcess(Arc<dyn Process>, Twist);
 
 #[async_trait]
 impl ContainerBackend for OomBackend {
@@ -130,13 +137,13 @@ impl ContainerBackend for OomBackend {
         self.0.capabilities()
     }
     async fn create(&self, spec: ContainerSpec) -> diego_garden::Result<Arc<dyn Container>> {
-        Ok(Arc::new(OomContainer(self.0.create(spec).await?)))
+        Ok(Arc::new(OomContainer(self.0.create(spec).await?, self.1)))
     }
     async fn destroy(&self, handle: &str) -> diego_garden::Result<()> {
         self.0.destroy(handle).await
     }
     async fn lookup(&self, handle: &str) -> diego_garden::Result<Arc<dyn Container>> {
-        Ok(Arc::new(OomContainer(self.0.lookup(handle).await?)))
+        Ok(Arc::new(OomContainer(self.0.lookup(handle).await?, self.1)))
     }
     async fn containers(
         &self,
@@ -155,7 +162,7 @@ impl Container for OomContainer {
         self.0.handle()
     }
     async fn run(&self, spec: ProcessSpec) -> diego_garden::Result<Arc<dyn Process>> {
-        Ok(Arc::new(OomProcess(self.0.run(spec).await?)))
+        Ok(Arc::new(OomProcess(self.0.run(spec).await?, self.1)))
     }
     async fn attach(&self, id: &str) -> diego_garden::Result<Arc<dyn Process>> {
         self.0.attach(id).await
@@ -197,12 +204,15 @@ impl Process for OomProcess {
     async fn wait(&self) -> diego_garden::Result<ExitStatus> {
         let status = self.0.wait().await?;
         Ok(ExitStatus {
-            out_of_memory: status.code == 137,
+            out_of_memory: matches!(self.1, Twist::Oom) && status.code == 137,
             ..status
         })
     }
     async fn signal(&self, signal: Signal) -> diego_garden::Result<()> {
-        self.0.signal(signal).await
+        match self.1 {
+            Twist::Oom => self.0.signal(signal).await,
+            Twist::Unkillable => Ok(()),
+        }
     }
     fn stdout(&self) -> ByteStream {
         self.0.stdout()
@@ -215,7 +225,12 @@ impl Process for OomProcess {
 #[tokio::test(start_paused = true)]
 async fn run_reports_out_of_memory() {
     let fake = FakeBackend::new();
-    let mut h = harness_with(Arc::new(OomBackend(fake.clone())), test_config(), None).await;
+    let mut h = harness_with(
+        Arc::new(OomBackend(fake.clone(), Twist::Oom)),
+        test_config(),
+        None,
+    )
+    .await;
     let done = h.run_to_completion("oom", request(sh("exit 137"))).await;
     assert_eq!(
         done.run_result.failure_reason,
@@ -486,4 +501,55 @@ async fn stop_cancels_a_serial_between_steps() {
     assert!(done.run_result.stopped);
     assert!(done.run_result.failed);
     assert!(!h.texts().contains(&"after".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_rate_limit_drops_and_counts_without_blocking() {
+    let fake = FakeBackend::new();
+    let mut h = fake_harness(&fake).await;
+    let mut req = request(sh("echo 1; echo 2; echo 3; echo 4; echo 5; exit 0"));
+    req.log_rate_limit = Some(diego_core::log_sink::LogLimit {
+        lines_per_second: Some(3),
+        bytes_per_second: None,
+    });
+    let started = tokio::time::Instant::now();
+    let done = h.run_to_completion("rl", req).await;
+    assert!(!done.run_result.failed);
+    assert_eq!(started.elapsed(), Duration::ZERO, "never waits");
+    let app: Vec<String> = h
+        .prefixed()
+        .into_iter()
+        .filter(|l| l.starts_with("[APP"))
+        .collect();
+    assert_eq!(
+        app,
+        [
+            "[APP/PROC/WEB/0] OUT 1",
+            "[APP/PROC/WEB/0] OUT 2",
+            "[APP/PROC/WEB/0] OUT 3",
+            "[APP/PROC/WEB/0] ERR 3 log lines dropped: log rate limit exceeded",
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_process_that_survives_sigkill_is_given_up_on() {
+    let fake = FakeBackend::new();
+    let mut h = harness_with(
+        Arc::new(OomBackend(fake.clone(), Twist::Unkillable)),
+        test_config(),
+        None,
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let done = h
+        .run_to_completion("z", request(Action::timeout(sh("sleep 600"), 1_000)))
+        .await;
+    // 1 s timeout + 10 s graceful shutdown + 1 s after SIGKILL.
+    assert_eq!(started.elapsed(), Duration::from_secs(12));
+    assert_eq!(
+        done.run_result.failure_reason,
+        "exceeded 1s timeout; process did not exit"
+    );
+    fake.destroy("z").await.unwrap();
 }

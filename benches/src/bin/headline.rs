@@ -46,6 +46,11 @@ const GROUPS: &[Group] = &[
         "placement speed and quality of DiegoStrategy and its rivals",
         diego_benches::auction::run,
     ),
+    (
+        "executor",
+        "container throughput and action-step overhead through the executor",
+        diego_benches::executor::run,
+    ),
 ];
 
 fn usage() -> String {

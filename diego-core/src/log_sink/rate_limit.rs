@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use super::{LogLine, LogSink, LogStream};
 use crate::time::{Clock, Timestamp};
@@ -17,7 +18,7 @@ use crate::time::{Clock, Timestamp};
 pub const DROPPED_NOTICE_SUFFIX: &str = "log lines dropped";
 
 /// How much one instance may log.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLimit {
     /// Lines per second; `None`: unlimited.
     pub lines_per_second: Option<u64>,

@@ -9,7 +9,7 @@
 //! checks the precondition.
 //!
 //! Implementations: [`MemoryStore`] (the embedded default). A user's own store can run
-//! the [`conformance`] suite (feature `test-util`).
+//! the `conformance` suite (feature `test-util`).
 //!
 //! [`Error::ResourceExists`]: crate::Error::ResourceExists
 //! [`Error::ResourceConflict`]: crate::Error::ResourceConflict

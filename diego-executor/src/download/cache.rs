@@ -34,6 +34,24 @@ struct Entry {
     size: u64,
     last_used: u64,
     leases: u32,
+    validators: Validators,
+}
+
+/// What the server said identifies a cached file's version (sent back on a later use to
+/// ask whether it changed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is anything to revalidate with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,9 +74,9 @@ struct Inner {
 
 /// A size-bounded LRU cache of downloaded files, shared by every container of a cell.
 ///
-/// Entries in use (leased) are never evicted; a cached file is trusted until evicted
-/// (Diego revalidates with the server; a cache key is expected to name immutable
-/// content, such as a droplet guid).
+/// Entries in use (leased) are never evicted. An entry whose server sent an `ETag` or
+/// `Last-Modified` is revalidated with a conditional request on each use (as Diego's
+/// cached downloader does); one without is trusted until evicted.
 #[derive(Debug, Clone)]
 pub struct DownloadCache {
     inner: Arc<Inner>,
@@ -71,9 +89,15 @@ pub struct CacheLease {
     key: String,
     path: PathBuf,
     size: u64,
+    validators: Validators,
 }
 
 impl CacheLease {
+    /// The server's validators of the cached file.
+    pub fn validators(&self) -> &Validators {
+        &self.validators
+    }
+
     /// The cached file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -158,6 +182,7 @@ impl DownloadCache {
                     key: key.to_string(),
                     path: entry.path.clone(),
                     size: entry.size,
+                    validators: entry.validators.clone(),
                 };
                 state.hits += 1;
                 Some(lease)
@@ -187,7 +212,13 @@ impl DownloadCache {
     /// Moves the downloaded file `file` (in [`dir`](Self::dir)) in as the entry of `key`,
     /// evicting least recently used entries for room. `Ok(None)` when it can never fit
     /// (the file is left where it is).
-    pub fn insert(&self, key: &str, file: &Path, size: u64) -> io::Result<Option<CacheLease>> {
+    pub fn insert(
+        &self,
+        key: &str,
+        file: &Path,
+        size: u64,
+        validators: Validators,
+    ) -> io::Result<Option<CacheLease>> {
         if size > self.inner.max_bytes {
             return Ok(None);
         }
@@ -227,6 +258,7 @@ impl DownloadCache {
                     size,
                     last_used: tick,
                     leases: 1,
+                    validators: validators.clone(),
                 },
             );
             state.bytes += size;
@@ -235,6 +267,7 @@ impl DownloadCache {
                 key: key.to_string(),
                 path,
                 size,
+                validators,
             }
         };
         for path in doomed {
@@ -257,7 +290,9 @@ mod tests {
     fn put(cache: &DownloadCache, key: &str, size: usize) -> Option<CacheLease> {
         let staged = cache.dir().join(format!("staged-{key}"));
         std::fs::write(&staged, vec![b'x'; size]).unwrap();
-        cache.insert(key, &staged, size as u64).unwrap()
+        cache
+            .insert(key, &staged, size as u64, Validators::default())
+            .unwrap()
     }
 
     #[test]

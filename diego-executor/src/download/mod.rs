@@ -16,10 +16,22 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::archive::first_file;
 pub use self::archive::ArchiveKind;
-pub use self::cache::{CacheLease, CacheStats, DownloadCache};
+pub use self::cache::{CacheLease, CacheStats, DownloadCache, Validators};
 use self::checksum::{verify, Hasher};
 pub use self::checksum::{Checksum, ChecksumAlgorithm};
 use crate::config::DownloadCacheConfig;
+
+/// What a download brought.
+enum Downloaded {
+    /// A new file.
+    File {
+        path: PathBuf,
+        size: u64,
+        validators: Validators,
+    },
+    /// The cached copy is current.
+    NotModified,
+}
 
 /// Why a fetch did not deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,13 +141,21 @@ impl Downloader {
         let cache = match (&self.cache, cache_key.is_empty()) {
             (Some(cache), false) => cache,
             _ => {
-                let (path, size) = self.download(url, &self.scratch, checksum, cancel).await?;
-                return Ok(Fetched {
-                    path,
-                    size,
-                    _lease: None,
-                    temporary: true,
-                });
+                return match self
+                    .download(url, &self.scratch, checksum, None, cancel)
+                    .await?
+                {
+                    Downloaded::File { path, size, .. } => Ok(Fetched {
+                        path,
+                        size,
+                        _lease: None,
+                        temporary: true,
+                    }),
+                    Downloaded::NotModified => Err(FetchError::Failed(
+                        "the server answered 304 Not Modified to an unconditional request"
+                            .to_string(),
+                    )),
+                };
             }
         };
         let _key_guard = tokio::select! {
@@ -155,7 +175,7 @@ impl Downloader {
                     verify(expected, &actual).is_ok()
                 }
             };
-            if valid {
+            if valid && lease.validators().is_empty() {
                 return Ok(Fetched {
                     path: lease.path().to_path_buf(),
                     size: lease.size(),
@@ -163,11 +183,60 @@ impl Downloader {
                     temporary: false,
                 });
             }
+            if valid {
+                // Ask the server whether it changed (Diego's cached downloader does).
+                let validators = lease.validators().clone();
+                match self
+                    .download(url, cache.dir(), checksum, Some(&validators), cancel)
+                    .await?
+                {
+                    Downloaded::NotModified => {
+                        return Ok(Fetched {
+                            path: lease.path().to_path_buf(),
+                            size: lease.size(),
+                            _lease: Some(lease),
+                            temporary: false,
+                        })
+                    }
+                    Downloaded::File {
+                        path,
+                        size,
+                        validators,
+                    } => {
+                        drop(lease);
+                        return self.keep(cache, cache_key, path, size, validators);
+                    }
+                }
+            }
             drop(lease);
             cache.remove(cache_key);
         }
-        let (path, size) = self.download(url, cache.dir(), checksum, cancel).await?;
-        match cache.insert(cache_key, &path, size) {
+        match self
+            .download(url, cache.dir(), checksum, None, cancel)
+            .await?
+        {
+            Downloaded::File {
+                path,
+                size,
+                validators,
+            } => self.keep(cache, cache_key, path, size, validators),
+            Downloaded::NotModified => Err(FetchError::Failed(
+                "the server answered 304 Not Modified to an unconditional request".to_string(),
+            )),
+        }
+    }
+
+    /// Puts a downloaded file into the cache (or keeps it as a temporary when it does
+    /// not fit).
+    fn keep(
+        &self,
+        cache: &DownloadCache,
+        cache_key: &str,
+        path: PathBuf,
+        size: u64,
+        validators: Validators,
+    ) -> Result<Fetched, FetchError> {
+        match cache.insert(cache_key, &path, size, validators) {
             Ok(Some(lease)) => Ok(Fetched {
                 path: lease.path().to_path_buf(),
                 size,
@@ -187,35 +256,71 @@ impl Downloader {
         }
     }
 
-    /// Downloads `url` into a new file in `dir`, verifying `checksum`.
+    /// Downloads `url` into a new file in `dir`, verifying `checksum`; conditionally when
+    /// `validators` are given.
     async fn download(
         &self,
         url: &str,
         dir: &Path,
         checksum: Option<&Checksum>,
+        validators: Option<&Validators>,
         cancel: &CancellationToken,
-    ) -> Result<(PathBuf, u64), FetchError> {
+    ) -> Result<Downloaded, FetchError> {
         let path = dir.join(unique_name("download"));
-        let result = self.download_to(url, &path, checksum, cancel).await;
-        if result.is_err() {
+        let result = self
+            .download_to(url, &path, checksum, validators, cancel)
+            .await;
+        if !matches!(result, Ok(Some(_))) {
             let _ = tokio::fs::remove_file(&path).await;
         }
-        result.map(|size| (path, size))
+        Ok(match result? {
+            Some((size, validators)) => Downloaded::File {
+                path,
+                size,
+                validators,
+            },
+            None => Downloaded::NotModified,
+        })
     }
 
+    /// `None` when the server said the cached copy is current.
     async fn download_to(
         &self,
         url: &str,
         path: &Path,
         checksum: Option<&Checksum>,
+        validators: Option<&Validators>,
         cancel: &CancellationToken,
-    ) -> Result<u64, FetchError> {
+    ) -> Result<Option<(u64, Validators)>, FetchError> {
+        let mut request = self.client.get(url);
+        if let Some(validators) = validators {
+            if let Some(etag) = &validators.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &validators.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+            }
+        }
         let response = tokio::select! {
-            response = self.client.get(url).send() => response,
+            response = request.send() => response,
             () = cancel.cancelled() => return Err(FetchError::Cancelled),
         }
         .map_err(|e| FetchError::Failed(describe_reqwest(&e)))?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED && validators.is_some() {
+            return Ok(None);
+        }
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let new_validators = Validators {
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        };
         if !status.is_success() {
             return Err(FetchError::Failed(format!(
                 "Download failed: Status code {}",
@@ -249,7 +354,7 @@ impl Downloader {
         if let (Some(expected), Some(hasher)) = (checksum, hasher) {
             verify(expected, &hasher.hex()).map_err(FetchError::Failed)?;
         }
-        Ok(size)
+        Ok(Some((size, new_validators)))
     }
 
     /// Makes a tar of a fetched file (see the `archive` module); a plain file becomes one

@@ -338,7 +338,18 @@ pub fn lrp_run_request(desired: &DesiredLrp, index: i32, ig: &InstanceGuid) -> R
             index,
         }),
         result_file: String::new(),
+        log_rate_limit: log_limit(r.log_rate_limit.as_ref()),
     }
+}
+
+/// The executor's log limit for a workload's `log_rate_limit` (-1: unlimited).
+fn log_limit(limit: Option<&diego_core::LogRateLimit>) -> Option<diego_core::log_sink::LogLimit> {
+    let bytes = limit?.bytes_per_second;
+    let bytes = u64::try_from(bytes).ok()?;
+    Some(diego_core::log_sink::LogLimit {
+        lines_per_second: None,
+        bytes_per_second: Some(bytes),
+    })
 }
 
 /// The run request of `task`.
@@ -363,6 +374,7 @@ pub fn task_run_request(task: &Task) -> RunRequest {
             index: 0,
         },
         result_file: d.result_file.clone(),
+        log_rate_limit: log_limit(d.log_rate_limit.as_ref()),
         ..RunRequest::default()
     }
 }

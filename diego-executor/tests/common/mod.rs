@@ -112,6 +112,20 @@ impl Harness {
         }
     }
 
+    /// Waits until every one of `guids` completed, in any order.
+    pub async fn wait_all_completed(&mut self, guids: &[&str]) -> Vec<Container> {
+        let mut done: Vec<Container> = Vec::new();
+        while done.len() < guids.len() {
+            let event = self.events.next().await.expect("event stream open");
+            if let ContainerEvent::Completed(c) = event {
+                if guids.contains(&c.guid.as_str()) {
+                    done.push(c);
+                }
+            }
+        }
+        done
+    }
+
     pub async fn wait_running(&mut self, guid: &str) -> Container {
         loop {
             match self.next_event(guid).await {
