@@ -81,6 +81,36 @@ fn main() -> ExitCode {
             }
         }
     }
+    if chosen.len() > 1 {
+        // Each group in a fresh process, so figures such as resident memory are the
+        // group's own.
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("headline: cannot find its own executable: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut ok = true;
+        for (name, _, _) in chosen {
+            match std::process::Command::new(&exe).arg(name).status() {
+                Ok(status) if status.success() => {}
+                Ok(status) => {
+                    eprintln!("headline: group {name} failed ({status})");
+                    ok = false;
+                }
+                Err(e) => {
+                    eprintln!("headline: cannot run group {name}: {e}");
+                    ok = false;
+                }
+            }
+        }
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     for (name, _, run) in chosen {
         if let Err(e) = run() {
             eprintln!("headline: group {name} failed: {e:#}");
