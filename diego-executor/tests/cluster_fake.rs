@@ -42,6 +42,9 @@ fn fake_backends() -> (BackendFactory, Arc<parking_lot::Mutex<Vec<FakeBackend>>>
                 .then(FakeStep::Sleep(Duration::from_secs(60)))
                 .then(FakeStep::Exit(1))
         });
+        b.set_program("/bin/forever", |_| {
+            FakeScript::new().then(FakeStep::Forever)
+        });
         seen.lock().push(b.clone());
         Arc::new(b) as Arc<dyn ContainerBackend>
     });
@@ -415,5 +418,72 @@ async fn a_restarted_rep_loses_nothing() {
         .find(|r| r.key.index == 1)
         .unwrap();
     assert_ne!(back.instance_guid(), victim.instance_guid());
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_setup_failure_rejects_the_task_which_runs_on_a_later_try() {
+    let (c, backends) = cluster(1).await;
+    backends.lock()[0].fail_next(diego_garden::FakeOperation::Create, 1);
+    c.bbs()
+        .desire_task(task("retry", "/bin/task"))
+        .await
+        .unwrap();
+    wait_for("a rejection", || async {
+        c.bbs()
+            .task_by_guid(&TaskGuid::new("retry"))
+            .await
+            .map(|t| t.rejection_count == 1)
+            .unwrap_or(false)
+    })
+    .await;
+    let t = c.bbs().task_by_guid(&TaskGuid::new("retry")).await.unwrap();
+    assert!(
+        t.rejection_reason.starts_with("failed to create container"),
+        "{}",
+        t.rejection_reason
+    );
+    // Convergence auctions it again; this time it runs.
+    wait_for("completed", || async {
+        c.bbs()
+            .task_by_guid(&TaskGuid::new("retry"))
+            .await
+            .map(|t| t.state == TaskState::Completed && !t.failed)
+            .unwrap_or(false)
+    })
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_running_task_deletes_its_container() {
+    let (c, _b) = cluster(1).await;
+    c.bbs()
+        .desire_task(task("long", "/bin/forever"))
+        .await
+        .unwrap();
+    wait_for("running", || async {
+        c.bbs()
+            .task_by_guid(&TaskGuid::new("long"))
+            .await
+            .map(|t| t.state == TaskState::Running)
+            .unwrap_or(false)
+    })
+    .await;
+    let rep = c.reps().get(&c.cell_ids()[0]).unwrap();
+    wait_for("the container running", || async {
+        !rep.executor().list().is_empty()
+    })
+    .await;
+    c.bbs().cancel_task(&TaskGuid::new("long")).await.unwrap();
+    wait_for("the container gone", || async {
+        rep.executor().list().is_empty()
+    })
+    .await;
+    let t = c.bbs().task_by_guid(&TaskGuid::new("long")).await.unwrap();
+    assert_eq!(
+        (t.state, t.failure_reason.as_str()),
+        (TaskState::Completed, "task was cancelled")
+    );
     c.shutdown().await;
 }

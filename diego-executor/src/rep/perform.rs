@@ -247,10 +247,16 @@ impl Rep {
             return;
         }
         let request = lrp_run_request(desired, key.index, &ig);
-        if let Err(e) = self.inner.executor.run(&guid, request).await {
-            tracing::warn!(error = %e, %guid, "failed to run the container");
-            let _ = bbs.remove_actual_lrp(&key, Some(&ik)).await;
-            self.delete(&guid).await;
+        match self.inner.executor.run(&guid, request).await {
+            Ok(()) => {}
+            // The container completed with the setup failure: its Completed event
+            // reports the crash (retryable) and deletes it.
+            Err(crate::Error::CreateFailed { .. }) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, %guid, "failed to run the container");
+                let _ = bbs.remove_actual_lrp(&key, Some(&ik)).await;
+                self.delete(&guid).await;
+            }
         }
         self.touch();
     }
@@ -278,17 +284,23 @@ impl Rep {
                 return;
             }
         };
-        if let Err(e) = self
+        match self
             .inner
             .executor
             .run(&container, task_run_request(&task))
             .await
         {
-            tracing::warn!(error = %e, task_guid = %guid, "failed to run the task container");
-            let _ = bbs
-                .complete_task(&guid, self.cell_id(), true, FAILED_TO_RUN_CONTAINER, "")
-                .await;
-            self.delete(&container).await;
+            Ok(()) => {}
+            // The container completed with the setup failure: its Completed event rejects
+            // the task (retryable) and deletes the container.
+            Err(crate::Error::CreateFailed { .. }) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, task_guid = %guid, "failed to run the task container");
+                let _ = bbs
+                    .complete_task(&guid, self.cell_id(), true, FAILED_TO_RUN_CONTAINER, "")
+                    .await;
+                self.delete(&container).await;
+            }
         }
         self.touch();
     }

@@ -38,6 +38,14 @@ pub(super) fn net_info(c: &Container) -> ActualLrpNetInfo {
     }
 }
 
+/// Whether a container failed in setup in a way worth another try elsewhere (SPEC.md,
+/// The cell: setup failures).
+pub fn is_retryable_setup_failure(reason: &str) -> bool {
+    reason.starts_with("failed to create container")
+        || reason == "failed to download cached artifacts"
+        || reason == "failed to mount volume"
+}
+
 impl Rep {
     pub(super) async fn on_event(&self, event: ContainerEvent) {
         self.touch();
@@ -106,8 +114,10 @@ impl Rep {
             }
             Some(Workload::Task { task_guid, .. }) => {
                 let r = &c.run_result;
-                if let Err(e) = bbs
-                    .complete_task(
+                let outcome = if r.failed && is_retryable_setup_failure(&r.failure_reason) {
+                    bbs.reject_task(&task_guid, &r.failure_reason).await
+                } else {
+                    bbs.complete_task(
                         &task_guid,
                         self.cell_id(),
                         r.failed,
@@ -115,8 +125,9 @@ impl Rep {
                         &r.result,
                     )
                     .await
-                {
-                    tracing::info!(error = %e, %task_guid, "BBS refused the task's completion");
+                };
+                if let Err(e) = outcome {
+                    tracing::info!(error = %e, %task_guid, "BBS refused the task's end");
                 }
                 self.delete(&c.guid).await;
             }
@@ -172,7 +183,25 @@ impl Rep {
         };
         match bbs.tasks(&my_tasks).await {
             Ok(tasks) => {
-                for t in tasks {
+                // A running task container whose Task no longer runs here (cancelled,
+                // failed by convergence) is deleted.
+                let running_here: HashSet<&str> = tasks
+                    .iter()
+                    .filter(|t| t.state == TaskState::Running)
+                    .map(|t| t.task_guid.as_str())
+                    .collect();
+                for c in containers
+                    .iter()
+                    .filter(|c| c.state == ContainerState::Running)
+                {
+                    if let Some(Workload::Task { task_guid, .. }) = workload(c, &cell) {
+                        if !running_here.contains(task_guid.as_str()) {
+                            tracing::info!(%task_guid, "task no longer runs here; deleting its container");
+                            self.delete(&c.guid).await;
+                        }
+                    }
+                }
+                for t in &tasks {
                     if t.state == TaskState::Running && !guids.contains(t.task_guid.as_str()) {
                         let r = bbs
                             .complete_task(
