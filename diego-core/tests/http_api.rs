@@ -393,3 +393,58 @@ async fn an_unreachable_bbs_is_unavailable() {
     let e = client.domains().await.unwrap_err();
     assert_eq!(e.kind(), "Unavailable");
 }
+
+#[tokio::test]
+async fn completion_callbacks_over_http_follow_the_retry_rules() {
+    use diego_core::completion_callback::{CompletionCallback, Delivery, TaskCallbackResponse};
+    use diego_core::http::HttpCompletionCallback;
+    use std::sync::atomic::{AtomicU16, Ordering};
+
+    // A receiver answering with a status the test sets.
+    let status = Arc::new(AtomicU16::new(200));
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<serde_json::Value>::new()));
+    let app = axum::Router::new().route(
+        "/done",
+        axum::routing::post({
+            let status = status.clone();
+            let seen = seen.clone();
+            move |body: axum::Json<serde_json::Value>| {
+                let status = status.clone();
+                let seen = seen.clone();
+                async move {
+                    seen.lock().push(body.0);
+                    axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/done", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let cb = HttpCompletionCallback::new(Duration::from_secs(5)).unwrap();
+    let body = TaskCallbackResponse {
+        task_guid: TaskGuid::new("t"),
+        failed: false,
+        failure_reason: String::new(),
+        result: "42".into(),
+        annotation: String::new(),
+        created_at: Timestamp(1),
+    };
+    assert_eq!(cb.deliver(&url, &body).await, Delivery::Delivered);
+    assert_eq!(seen.lock()[0]["result"], "42");
+    status.store(500, Ordering::SeqCst);
+    assert_eq!(
+        cb.deliver(&url, &body).await,
+        Delivery::Delivered,
+        "any status but 503/504 counts"
+    );
+    status.store(503, Ordering::SeqCst);
+    assert!(matches!(cb.deliver(&url, &body).await, Delivery::Retry(_)));
+    status.store(504, Ordering::SeqCst);
+    assert!(matches!(cb.deliver(&url, &body).await, Delivery::Retry(_)));
+    // Nobody listening: a network error that is not worth retrying.
+    assert!(matches!(
+        cb.deliver("http://127.0.0.1:1/done", &body).await,
+        Delivery::GiveUp(_)
+    ));
+}

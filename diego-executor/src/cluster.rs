@@ -31,6 +31,7 @@ pub struct ClusterBuilder {
     backend: BackendFactory,
     prober: Option<ProberFactory>,
     log_sink: Option<Arc<dyn LogSink>>,
+    callback: Option<Arc<dyn diego_core::CompletionCallback>>,
     cells: usize,
     cell_resources: Resources,
     bbs: BbsConfig,
@@ -76,6 +77,12 @@ impl ClusterBuilder {
     /// How health checks are probed on each cell.
     pub fn prober(mut self, prober: ProberFactory) -> Self {
         self.prober = Some(prober);
+        self
+    }
+
+    /// How task completion callbacks are delivered (default: HTTP with a 10 s timeout).
+    pub fn completion_callback(mut self, cb: Arc<dyn diego_core::CompletionCallback>) -> Self {
+        self.callback = Some(cb);
         self
     }
 
@@ -125,7 +132,14 @@ impl ClusterBuilder {
     pub async fn start(self) -> crate::Result<Cluster> {
         let reps = Arc::new(LocalReps::new());
         let runner = AuctionRunner::new();
+        let callback: Arc<dyn diego_core::CompletionCallback> = match &self.callback {
+            Some(cb) => cb.clone(),
+            None => Arc::new(diego_core::http::HttpCompletionCallback::new(
+                std::time::Duration::from_secs(10),
+            )?),
+        };
         let bbs = Bbs::builder()
+            .completion_callback(callback)
             .store(self.store.clone())
             .clock(self.clock.clone())
             .auctioneer(Arc::new(runner.clone()))
@@ -206,6 +220,7 @@ impl Cluster {
             backend,
             prober: None,
             log_sink: None,
+            callback: None,
             cells: 2,
             cell_resources: Resources {
                 memory_mb: 16 * 1024,

@@ -2,9 +2,11 @@
 //! [`BbsApi`](crate::BbsApi), and [`BbsClient`] that implements `BbsApi` against it.
 //! Both share one set of request/response [`types`].
 
+mod callback;
 mod client;
 pub mod server;
 pub mod types;
 
+pub use callback::HttpCompletionCallback;
 pub use client::BbsClient;
 pub use server::{router, serve};
