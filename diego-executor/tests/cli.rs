@@ -1,0 +1,116 @@
+//! The `diego` command line against a running BBS (its HTTP API in this process).
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use assert_cmd::Command;
+use diego_core::auctioneer::RecordingAuctioneer;
+use diego_core::{Bbs, BbsApi};
+use tokio_util::sync::CancellationToken;
+
+async fn bbs() -> (String, Bbs, CancellationToken) {
+    let bbs = Bbs::builder()
+        .auctioneer(Arc::new(RecordingAuctioneer::new()))
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let api: Arc<dyn BbsApi> = Arc::new(bbs.clone());
+    tokio::spawn(diego_core::http::serve(listener, api, cancel.clone()));
+    (url, bbs, cancel)
+}
+
+/// Runs `diego ARGS` (off the runtime's threads) and returns its output.
+async fn diego(url: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::cargo_bin("diego").unwrap();
+    cmd.arg("--bbs-url").arg(url).args(args);
+    if let Some(input) = stdin {
+        cmd.write_stdin(input.to_owned());
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+const LRP: &str = r#"{"process_guid": "web", "domain": "apps", "rootfs": "preloaded:cflinuxfs4",
+  "instances": 2, "memory_mb": 128, "action": {"run": {"path": "/app", "user": "vcap"}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_a_bbs() {
+    let (url, bbs, cancel) = bbs().await;
+    let out = diego(&url, &["desire-lrp", "-"], Some(LRP)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("desired LRP web"));
+
+    let out = diego(&url, &["desired-lrps"], None).await;
+    let t = text(&out);
+    assert!(t.starts_with("PROCESS GUID"), "{t}");
+    assert!(t.contains("web") && t.contains("apps"), "{t}");
+
+    let out = diego(&url, &["--json", "actual-lrps"], None).await;
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+
+    let out = diego(&url, &["scale", "web", "3"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(bbs.actual_lrps(&Default::default()).await.unwrap().len(), 3);
+
+    let routes = r#"{"cf-router": [{"hostnames": ["web.example"], "port": 8080}]}"#;
+    let out = diego(&url, &["update-routes", "web", routes], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = diego(&url, &["desired-lrps"], None).await;
+    assert!(text(&out).contains("web.example"));
+
+    let task = r#"{"task_guid": "t1", "domain": "jobs", "task_definition":
+      {"rootfs": "preloaded:cflinuxfs4", "action": {"run": {"path": "/bin/true", "user": "vcap"}}}}"#;
+    let out = diego(&url, &["desire-task", "-"], Some(task)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = diego(&url, &["tasks"], None).await;
+    assert!(text(&out).contains("t1") && text(&out).contains("Pending"));
+    let out = diego(&url, &["cancel-task", "t1"], None).await;
+    assert!(out.status.success());
+    let out = diego(&url, &["--json", "task", "t1"], None).await;
+    let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(t["failure_reason"], "task was cancelled");
+
+    let out = diego(&url, &["set-domain", "apps", "--ttl", "60"], None).await;
+    assert!(out.status.success());
+    let out = diego(&url, &["domains"], None).await;
+    assert_eq!(text(&out).trim(), "apps");
+
+    let out = diego(&url, &["delete-lrp", "web"], None).await;
+    assert!(out.status.success());
+    let out = diego(&url, &["cells"], None).await;
+    assert!(text(&out).starts_with("CELL"));
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_exits_2_and_refusals_exit_1() {
+    let (url, _bbs, cancel) = bbs().await;
+    let out = diego(&url, &["desire-lrp", "-"], Some("{not json")).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("invalid DesiredLRP"));
+    let bad = r#"{"process_guid": "a b", "domain": "", "rootfs": "x"}"#;
+    let out = diego(&url, &["desire-lrp", "-"], Some(bad)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("Invalid field: process_guid"),
+        "{}",
+        text(&out)
+    );
+    let out = diego(&url, &["scale", "nope", "3"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("the requested resource could not be found"));
+    let out = diego(&url, &["no-such-command"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = diego("http://127.0.0.1:1", &["cells"], None).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("unreachable"), "{}", text(&out));
+    cancel.cancel();
+}
