@@ -1,0 +1,496 @@
+//! [`HttpProxy`]: the HTTP reverse proxy of the default router (hyper 1).
+//!
+//! A request is routed by its `Host` header (port stripped, case-insensitive) to the
+//! endpoints of that host in the [`TableRouter`], round robin. A refused connection (or
+//! any failure to connect: nothing was sent yet) moves on to the next endpoint. Answers:
+//! 404 for an unknown host, 503 for a known host with no routable endpoint, 502 when no
+//! endpoint could be reached or the chosen one failed. The backend sees
+//! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+//! `X-Cf-App-Instance: <process_guid>:<index>`. Connections to backends are kept alive
+//! and pooled per endpoint. This module knows endpoints, not LRPs.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::table::{Pool, TableRouter};
+use crate::error::{Error, Result};
+
+/// The body of the proxy's responses: the backend's, streamed, or one of its own.
+type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_CF_APP_INSTANCE: HeaderName = HeaderName::from_static("x-cf-app-instance");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Builds an [`HttpProxy`].
+#[derive(Debug)]
+pub struct HttpProxyBuilder {
+    table: TableRouter,
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    shutdown_grace: Duration,
+}
+
+impl HttpProxyBuilder {
+    /// How long connecting to an endpoint may take before the next one is tried (5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an idle keep-alive connection to an endpoint is kept (90 s).
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How long [`HttpProxy::run`] waits for requests in flight after cancellation (30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Listens on `addr` (port 0: any free port).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the address cannot be bound.
+    pub async fn bind(self, addr: SocketAddr) -> Result<HttpProxy> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))?;
+        self.listener(listener)
+    }
+
+    /// Serves on an already bound listener.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the listener's address cannot be read.
+    pub fn listener(self, listener: TcpListener) -> Result<HttpProxy> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::Unavailable(format!("listener has no address: {e}")))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(HttpProxy {
+            listener,
+            local_addr,
+            shutdown_grace: self.shutdown_grace,
+            state: Arc::new(State {
+                table: self.table,
+                client,
+            }),
+        })
+    }
+}
+
+/// The HTTP reverse proxy over a [`TableRouter`].
+///
+/// ```no_run
+/// # async fn demo() -> diego_core::Result<()> {
+/// use diego_core::router::{HttpProxy, TableRouter};
+/// use tokio_util::sync::CancellationToken;
+///
+/// let table = TableRouter::new();
+/// let proxy = HttpProxy::builder(table.clone()).bind("127.0.0.1:8080".parse().unwrap()).await?;
+/// proxy.run(CancellationToken::new()).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct HttpProxy {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shutdown_grace: Duration,
+    state: Arc<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    table: TableRouter,
+    client: Client<HttpConnector, ReplayBody>,
+}
+
+impl HttpProxy {
+    /// A builder serving `table`.
+    pub fn builder(table: TableRouter) -> HttpProxyBuilder {
+        HttpProxyBuilder {
+            table,
+            connect_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(90),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `cancel`; then stops accepting, lets requests in flight finish (up
+    /// to the shutdown grace) and returns.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for fatal listener errors.
+    pub async fn run(self, cancel: CancellationToken) -> Result<()> {
+        let tracker = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                () = cancel.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "router: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Nagle only delays small proxied responses.
+            let _ = stream.set_nodelay(true);
+            let state = self.state.clone();
+            let cancel = cancel.clone();
+            tracker.spawn(serve_connection(state, stream, peer, cancel));
+        }
+        drop(self.listener);
+        tracker.close();
+        if tokio::time::timeout(self.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = tracker.len(),
+                "router: requests still in flight after the shutdown grace"
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    state: Arc<State>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let client_ip = peer.ip();
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(&state, req, client_ip).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "router: client connection ended with an error");
+    }
+}
+
+/// Routes one request.
+async fn handle(state: &State, req: Request<Incoming>, client_ip: IpAddr) -> Response<ProxyBody> {
+    let Some(host) = request_host(&req) else {
+        return plain(StatusCode::BAD_REQUEST, "missing Host header\n");
+    };
+    let pool = if host.bytes().any(|b| b.is_ascii_uppercase()) || host.ends_with('.') {
+        state.table.http_pool(&super::normalize_host(host))
+    } else {
+        state.table.http_pool(host)
+    };
+    let Some(pool) = pool else {
+        let body = format!("Requested route ('{host}') does not exist.\n");
+        return plain(StatusCode::NOT_FOUND, body);
+    };
+    if pool.targets.is_empty() {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no instance of this route is available\n",
+        );
+    }
+    forward(state, &pool, req, client_ip).await
+}
+
+/// Sends the request to the pool's endpoints in round-robin order until one accepts a
+/// connection.
+async fn forward(
+    state: &State,
+    pool: &Pool,
+    req: Request<Incoming>,
+    client_ip: IpAddr,
+) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    prepare_request_headers(&mut headers, client_ip);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let slot = BodySlot::new(body);
+    let n = pool.targets.len();
+    for (attempt, target) in pool.round().enumerate() {
+        // The body can be sent again only while nothing of it was read.
+        let Some(body) = slot.replay() else { break };
+        let uri = match Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(target.authority.clone())
+            .path_and_query(path_and_query.clone())
+            .build()
+        {
+            Ok(uri) => uri,
+            Err(e) => {
+                tracing::warn!(error = %e, "router: cannot build the backend URI");
+                return plain(StatusCode::BAD_GATEWAY, "bad backend address\n");
+            }
+        };
+        let mut out_headers = if attempt + 1 == n {
+            std::mem::take(&mut headers)
+        } else {
+            headers.clone()
+        };
+        if let Some(v) = &target.instance_header {
+            out_headers.insert(X_CF_APP_INSTANCE.clone(), v.clone());
+        }
+        let mut out = Request::new(body);
+        *out.method_mut() = parts.method.clone();
+        *out.uri_mut() = uri;
+        *out.headers_mut() = out_headers;
+        match state.client.request(out).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                return Response::from_parts(parts, Either::Left(body));
+            }
+            Err(e) if e.is_connect() => {
+                tracing::debug!(endpoint = %target.authority, error = %e,
+                    "router: endpoint refused the connection; trying the next");
+            }
+            Err(e) => {
+                tracing::debug!(endpoint = %target.authority, error = %e,
+                    "router: endpoint failed");
+                return plain(StatusCode::BAD_GATEWAY, "the instance failed to answer\n");
+            }
+        }
+    }
+    plain(
+        StatusCode::BAD_GATEWAY,
+        "no instance of this route could be reached\n",
+    )
+}
+
+/// The host of the request, without port: the `Host` header, else the URI's authority.
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    let raw = match req.headers().get(header::HOST) {
+        Some(v) => v.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        // [v6]:port
+        let end = rest.find(']')?;
+        &raw[..end + 2]
+    } else {
+        raw.split(':').next().unwrap_or(raw)
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn prepare_request_headers(headers: &mut HeaderMap, client_ip: IpAddr) {
+    strip_hop_by_hop(headers);
+    let ip = client_ip.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Some(host) = headers.get(header::HOST).cloned() {
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
+    }
+}
+
+/// Removes the headers that concern one connection only (RFC 9110 §7.6.1).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.remove(header::CONNECTION) {
+        if let Ok(list) = conn.to_str() {
+            for name in list.split(',') {
+                let name = name.trim();
+                if !name.is_empty() {
+                    headers.remove(name);
+                }
+            }
+        }
+    }
+    for name in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut resp = Response::new(Either::Right(Full::new(body.into())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Holds a request body until a backend starts reading it, so a request whose
+/// connection was refused can be sent to another endpoint without buffering the body.
+#[derive(Debug)]
+struct BodySlot {
+    shared: Arc<Mutex<Option<Incoming>>>,
+    size_hint: SizeHint,
+    end_stream: bool,
+}
+
+impl BodySlot {
+    fn new(body: Incoming) -> Self {
+        BodySlot {
+            size_hint: body.size_hint(),
+            end_stream: body.is_end_stream(),
+            shared: Arc::new(Mutex::new(Some(body))),
+        }
+    }
+
+    /// A body for the next attempt, or `None` once an attempt started reading it.
+    fn replay(&self) -> Option<ReplayBody> {
+        self.shared.lock().as_ref()?;
+        Some(ReplayBody {
+            shared: self.shared.clone(),
+            taken: None,
+            size_hint: self.size_hint.clone(),
+            end_stream: self.end_stream,
+        })
+    }
+}
+
+/// The body sent to a backend: it takes the request body out of the [`BodySlot`] on
+/// its first read.
+#[derive(Debug)]
+struct ReplayBody {
+    shared: Arc<Mutex<Option<Incoming>>>,
+    taken: Option<Incoming>,
+    size_hint: SizeHint,
+    end_stream: bool,
+}
+
+impl Body for ReplayBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if this.taken.is_none() {
+            this.taken = this.shared.lock().take();
+        }
+        match this.taken.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            // Another attempt owns the body (not reachable: attempts run one at a time).
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.taken {
+            Some(body) => body.is_end_stream(),
+            None => self.end_stream,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.taken {
+            Some(body) => body.size_hint(),
+            None => self.size_hint.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_without_port() {
+        let req = |host: &str| Request::builder().header("host", host).body(()).unwrap();
+        assert_eq!(
+            request_host(&req("Demo.Localhost:8080")),
+            Some("Demo.Localhost")
+        );
+        assert_eq!(request_host(&req("demo")), Some("demo"));
+        assert_eq!(request_host(&req("[::1]:80")), Some("[::1]"));
+        assert_eq!(request_host(&req(":80")), None);
+        let absolute = Request::builder()
+            .uri("http://abs.example:81/x")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&absolute), Some("abs.example"));
+    }
+
+    #[test]
+    fn forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a.example:8080"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        prepare_request_headers(&mut h, "10.0.0.9".parse().unwrap());
+        assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.9");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "a.example:8080");
+        assert!(!h.contains_key("x-private"));
+        assert!(!h.contains_key(header::CONNECTION));
+    }
+}
