@@ -737,7 +737,7 @@ mod tests {
         let mut events = vec![LrpEvent::DesiredLrpCreated(d.clone())];
         events.extend(rows.iter().cloned().map(LrpEvent::ActualLrpInstanceCreated));
         by_events.handle(events.iter(), &stats);
-        let listed = RouteState::from_listing(&[d.scheduling_info.clone()], rows);
+        let listed = RouteState::from_listing(std::slice::from_ref(&d.scheduling_info), rows);
         assert_eq!(listed.table, by_events.table);
         assert_eq!(listed.table.endpoints(&web()).unwrap().len(), 2);
     }

@@ -405,7 +405,7 @@ impl BodySlot {
         Some(ReplayBody {
             shared: self.shared.clone(),
             taken: None,
-            size_hint: self.size_hint.clone(),
+            size_hint: self.size_hint,
             end_stream: self.end_stream,
         })
     }
@@ -450,7 +450,7 @@ impl Body for ReplayBody {
     fn size_hint(&self) -> SizeHint {
         match &self.taken {
             Some(body) => body.size_hint(),
-            None => self.size_hint.clone(),
+            None => self.size_hint,
         }
     }
 }
