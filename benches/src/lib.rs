@@ -25,3 +25,4 @@ pub mod bbs;
 pub mod convergence;
 pub mod garden;
 pub mod models;
+pub mod router;

@@ -36,6 +36,11 @@ const GROUPS: &[Group] = &[
         "placement speed and quality of DiegoStrategy and its rivals",
         diego_benches::auction::run,
     ),
+    (
+        "router",
+        "requests/s through the router's HTTP proxy to 3 local backends; ratio to nginx",
+        diego_benches::router::run,
+    ),
 ];
 
 fn usage() -> String {
