@@ -35,8 +35,8 @@ const HOST_NAME: &str = "bench.localhost";
 /// Prints `router_rps` and, with nginx on PATH, `router_nginx_ratio`.
 pub fn run() -> anyhow::Result<()> {
     let backends_rt = runtime("router-backend", 1)?;
-    let proxy_rt = runtime("router-proxy", 2)?;
-    let load_rt = runtime("router-load", 1)?;
+    let proxy_rt = runtime("router-proxy", std::env::var("RB_PT").ok().and_then(|v| v.parse().ok()).unwrap_or(2))?;
+    let load_rt = runtime("router-load", std::env::var("RB_LT").ok().and_then(|v| v.parse().ok()).unwrap_or(1))?;
 
     let backends: Vec<SocketAddr> = (0..3)
         .map(|_| backends_rt.block_on(start_backend()))

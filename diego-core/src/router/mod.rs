@@ -57,6 +57,7 @@
 //! ```
 
 mod emitter;
+mod pool;
 mod proxy;
 mod table;
 mod tcp;

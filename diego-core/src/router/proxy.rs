@@ -20,21 +20,18 @@ use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Scheme};
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use parking_lot::Mutex;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::pool::{ConnectionPools, EndpointPool, Sender};
 use super::table::{Pool, TableRouter};
 use crate::error::{Error, Result};
 
 /// The body of the proxy's responses: the backend's, streamed, or one of its own.
-type ProxyBody = Either<Incoming, Full<Bytes>>;
+type ProxyBody = Either<PooledBody, Full<Bytes>>;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -90,20 +87,13 @@ impl HttpProxyBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::Unavailable(format!("listener has no address: {e}")))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         Ok(HttpProxy {
             listener,
             local_addr,
             shutdown_grace: self.shutdown_grace,
             state: Arc::new(State {
                 table: self.table,
-                client,
+                pools: ConnectionPools::new(self.connect_timeout, self.pool_idle_timeout),
             }),
         })
     }
@@ -132,7 +122,7 @@ pub struct HttpProxy {
 #[derive(Debug)]
 struct State {
     table: TableRouter,
-    client: Client<HttpConnector, ReplayBody>,
+    pools: ConnectionPools,
 }
 
 impl HttpProxy {
@@ -158,6 +148,7 @@ impl HttpProxy {
     /// None today; the `Result` leaves room for fatal listener errors.
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         let tracker = TaskTracker::new();
+        let reaper = tokio::spawn(reap(self.state.clone(), cancel.clone()));
         loop {
             let accepted = tokio::select! {
                 () = cancel.cancelled() => break,
@@ -179,6 +170,7 @@ impl HttpProxy {
             tracker.spawn(serve_connection(state, stream, peer, cancel));
         }
         drop(self.listener);
+        reaper.abort();
         tracker.close();
         if tokio::time::timeout(self.shutdown_grace, tracker.wait())
             .await
@@ -190,6 +182,17 @@ impl HttpProxy {
             );
         }
         Ok(())
+    }
+}
+
+/// Drops expired idle backend connections now and then.
+async fn reap(state: Arc<State>, cancel: CancellationToken) {
+    let every = (state.pools.idle_timeout() / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => state.pools.reap(),
+        }
     }
 }
 
@@ -251,57 +254,70 @@ async fn forward(
     req: Request<Incoming>,
     client_ip: IpAddr,
 ) -> Response<ProxyBody> {
-    let (parts, body) = req.into_parts();
-    let mut headers = parts.headers;
-    prepare_request_headers(&mut headers, client_ip);
-    let path_and_query = parts
+    let (mut parts, body) = req.into_parts();
+    prepare_request_headers(&mut parts.headers, client_ip);
+    if !parts.headers.contains_key(header::HOST) {
+        // An absolute-form request without Host: the backend still gets one.
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    // Backends get the origin form (`/path?query`).
+    parts.uri = parts
         .uri
         .path_and_query()
         .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let slot = BodySlot::new(body);
-    let n = pool.targets.len();
-    for (attempt, target) in pool.round().enumerate() {
-        // The body can be sent again only while nothing of it was read.
-        let Some(body) = slot.replay() else { break };
-        let uri = match Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(target.authority.clone())
-            .path_and_query(path_and_query.clone())
-            .build()
-        {
-            Ok(uri) => uri,
-            Err(e) => {
-                tracing::warn!(error = %e, "router: cannot build the backend URI");
-                return plain(StatusCode::BAD_GATEWAY, "bad backend address\n");
-            }
-        };
-        let mut out_headers = if attempt + 1 == n {
-            std::mem::take(&mut headers)
-        } else {
-            headers.clone()
-        };
+        .map_or_else(|| Uri::from_static("/"), Uri::from);
+    parts.version = hyper::Version::HTTP_11;
+    let mut req = Request::from_parts(parts, body);
+    for target in pool.round() {
         if let Some(v) = &target.instance_header {
-            out_headers.insert(X_CF_APP_INSTANCE.clone(), v.clone());
+            req.headers_mut()
+                .insert(X_CF_APP_INSTANCE.clone(), v.clone());
         }
-        let mut out = Request::new(body);
-        *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = uri;
-        *out.headers_mut() = out_headers;
-        match state.client.request(out).await {
-            Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                return Response::from_parts(parts, Either::Left(body));
+        let conns = state.pools.pool(target);
+        // Idle connections first, then a new one.
+        loop {
+            let (mut sender, reused) = match conns.take(state.pools.idle_timeout()) {
+                Some(s) => (s, true),
+                None => match state.pools.connect(target).await {
+                    Ok(s) => (s, false),
+                    Err(e) => {
+                        tracing::debug!(endpoint = %target.authority, error = %e,
+                            "router: cannot connect to the endpoint; trying the next");
+                        break;
+                    }
+                },
+            };
+            if sender.ready().await.is_err() {
+                if reused {
+                    continue; // it closed while idle
+                }
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    "the instance closed the connection\n",
+                );
             }
-            Err(e) if e.is_connect() => {
-                tracing::debug!(endpoint = %target.authority, error = %e,
-                    "router: endpoint refused the connection; trying the next");
-            }
-            Err(e) => {
-                tracing::debug!(endpoint = %target.authority, error = %e,
-                    "router: endpoint failed");
-                return plain(StatusCode::BAD_GATEWAY, "the instance failed to answer\n");
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    let (mut parts, body) = resp.into_parts();
+                    strip_hop_by_hop(&mut parts.headers);
+                    let body = PooledBody::new(body, sender, conns);
+                    return Response::from_parts(parts, Either::Left(body));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Not sent (a kept-alive connection the backend had closed): retry.
+                    Some(unsent) if reused => req = unsent,
+                    _ => {
+                        tracing::debug!(endpoint = %target.authority, error = %e.error(),
+                            "router: endpoint failed");
+                        return plain(StatusCode::BAD_GATEWAY, "the instance failed to answer\n");
+                    }
+                },
             }
         }
     }
@@ -381,47 +397,34 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
     resp
 }
 
-/// Holds a request body until a backend starts reading it, so a request whose
-/// connection was refused can be sent to another endpoint without buffering the body.
+/// A backend's response body; once read to the end, its connection goes back to the
+/// endpoint's pool (a body dropped before its end closes the connection).
 #[derive(Debug)]
-struct BodySlot {
-    shared: Arc<Mutex<Option<Incoming>>>,
-    size_hint: SizeHint,
-    end_stream: bool,
+struct PooledBody {
+    inner: Incoming,
+    conn: Option<(Sender, Arc<EndpointPool>)>,
 }
 
-impl BodySlot {
-    fn new(body: Incoming) -> Self {
-        BodySlot {
-            size_hint: body.size_hint(),
-            end_stream: body.is_end_stream(),
-            shared: Arc::new(Mutex::new(Some(body))),
+impl PooledBody {
+    fn new(inner: Incoming, sender: Sender, pool: Arc<EndpointPool>) -> Self {
+        let mut body = PooledBody {
+            inner,
+            conn: Some((sender, pool)),
+        };
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        body
+    }
+
+    fn release(&mut self) {
+        if let Some((sender, pool)) = self.conn.take() {
+            pool.put(sender);
         }
     }
-
-    /// A body for the next attempt, or `None` once an attempt started reading it.
-    fn replay(&self) -> Option<ReplayBody> {
-        self.shared.lock().as_ref()?;
-        Some(ReplayBody {
-            shared: self.shared.clone(),
-            taken: None,
-            size_hint: self.size_hint,
-            end_stream: self.end_stream,
-        })
-    }
 }
 
-/// The body sent to a backend: it takes the request body out of the [`BodySlot`] on
-/// its first read.
-#[derive(Debug)]
-struct ReplayBody {
-    shared: Arc<Mutex<Option<Incoming>>>,
-    taken: Option<Incoming>,
-    size_hint: SizeHint,
-    end_stream: bool,
-}
-
-impl Body for ReplayBody {
+impl Body for PooledBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -430,28 +433,22 @@ impl Body for ReplayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if this.taken.is_none() {
-            this.taken = this.shared.lock().take();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
         }
-        match this.taken.as_mut() {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            // Another attempt owns the body (not reachable: attempts run one at a time).
-            None => Poll::Ready(None),
-        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.taken {
-            Some(body) => body.is_end_stream(),
-            None => self.end_stream,
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.taken {
-            Some(body) => body.size_hint(),
-            None => self.size_hint,
-        }
+        self.inner.size_hint()
     }
 }
 
