@@ -25,44 +25,74 @@ use tokio_util::sync::CancellationToken;
 
 /// Concurrent keep-alive connections of the load generator.
 const CONNECTIONS: usize = 32;
-/// How long the load runs before it is measured.
+/// How long each proxy is loaded before measuring.
 const WARMUP: Duration = Duration::from_millis(500);
-/// How long the load is measured.
-const MEASURE: Duration = Duration::from_secs(5);
+/// One measured turn of a proxy.
+const SLICE: Duration = Duration::from_secs(1);
+/// Turns per proxy (5 s of load each in all).
+const SLICES: u32 = 5;
+/// Runtime threads of our proxy (nginx gets as many worker processes).
+const PROXY_THREADS: usize = 2;
 /// The host name routed to the backends.
 const HOST_NAME: &str = "bench.localhost";
 
 /// Prints `router_rps` and, with nginx on PATH, `router_nginx_ratio`.
+///
+/// With nginx, the two proxies take turns (one-second slices, five each, after a
+/// warm-up of each), so a change in the machine's load during the run weighs on both
+/// alike; the ratio is of their totals.
 pub fn run() -> anyhow::Result<()> {
     let backends_rt = runtime("router-backend", 1)?;
-    let proxy_rt = runtime("router-proxy", std::env::var("RB_PT").ok().and_then(|v| v.parse().ok()).unwrap_or(2))?;
-    let load_rt = runtime("router-load", std::env::var("RB_LT").ok().and_then(|v| v.parse().ok()).unwrap_or(1))?;
+    let proxy_rt = runtime("router-proxy", PROXY_THREADS)?;
+    let load_rt = runtime("router-load", 1)?;
 
     let backends: Vec<SocketAddr> = (0..3)
         .map(|_| backends_rt.block_on(start_backend()))
         .collect::<anyhow::Result<_>>()?;
-
     let cancel = CancellationToken::new();
     let ours = proxy_rt.block_on(start_proxy(&backends, cancel.clone()))?;
-    let ours_rps = load_rt.block_on(load(ours));
-    cancel.cancel();
-    let ours_rps = ours_rps?;
-    crate::print_figure("router_rps", ours_rps, "req/s");
 
-    if !on_path("nginx") {
+    let nginx = if on_path("nginx") {
+        let nginx = Nginx::start(&backends)?;
+        if let Err(e) = load_rt.block_on(nginx.wait_ready()) {
+            nginx.stop();
+            return Err(e);
+        }
+        Some(nginx)
+    } else {
+        None
+    };
+    let measured = load_rt.block_on(async {
+        let mut ours_total = 0u64;
+        let mut nginx_total = 0u64;
+        load(ours, WARMUP).await?;
+        if let Some(n) = &nginx {
+            load(n.addr, WARMUP).await?;
+        }
+        for _ in 0..SLICES {
+            ours_total += load(ours, SLICE).await?;
+            if let Some(n) = &nginx {
+                nginx_total += load(n.addr, SLICE).await?;
+            }
+        }
+        Ok::<_, anyhow::Error>((ours_total, nginx_total))
+    });
+    cancel.cancel();
+    if let Some(n) = nginx {
+        n.stop();
+    }
+    let (ours_total, nginx_total) = measured?;
+    let seconds = SLICE.as_secs_f64() * f64::from(SLICES);
+    let ours_rps = ours_total as f64 / seconds;
+    crate::print_figure("router_rps", ours_rps, "req/s");
+    if nginx_total == 0 {
         crate::print_skipped(
             "router_nginx_ratio",
             "nginx is not on PATH (apt-get install -y nginx-light)",
         );
         return Ok(());
     }
-    let nginx = Nginx::start(&backends)?;
-    let nginx_rps = load_rt.block_on(async {
-        nginx.wait_ready().await?;
-        load(nginx.addr).await
-    });
-    nginx.stop();
-    let nginx_rps = nginx_rps?;
+    let nginx_rps = nginx_total as f64 / seconds;
     crate::print_figure("router_nginx_rps", nginx_rps, "req/s");
     crate::print_figure("router_nginx_ratio", ours_rps / nginx_rps, "x");
     Ok(())
@@ -131,36 +161,30 @@ async fn start_proxy(
     Ok(addr)
 }
 
-/// Runs `CONNECTIONS` keep-alive connections against `addr` for the warm-up and the
-/// measurement; returns the successful requests per second while measured.
-async fn load(addr: SocketAddr) -> anyhow::Result<f64> {
-    let start = Instant::now();
-    let measure_from = start + WARMUP;
-    let end = measure_from + MEASURE;
+/// Runs `CONNECTIONS` keep-alive connections against `addr` for `duration`; returns
+/// the successful requests.
+async fn load(addr: SocketAddr, duration: Duration) -> anyhow::Result<u64> {
+    let end = Instant::now() + duration;
     let mut workers = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
-        workers.push(tokio::spawn(connection(addr, measure_from, end)));
+        workers.push(tokio::spawn(connection(addr, end)));
     }
     let mut total = 0u64;
     for w in workers {
         total += w.await??;
     }
-    Ok(total as f64 / MEASURE.as_secs_f64())
+    Ok(total)
 }
 
-/// One keep-alive connection sending requests one after another; counts the 200s
-/// answered between `measure_from` and `end`.
-async fn connection(addr: SocketAddr, measure_from: Instant, end: Instant) -> anyhow::Result<u64> {
+/// One keep-alive connection sending requests one after another until `end`; counts
+/// the answers.
+async fn connection(addr: SocketAddr, end: Instant) -> anyhow::Result<u64> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let mut counted = 0u64;
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            return Ok(counted);
-        }
+    while Instant::now() < end {
         sender.ready().await?;
         let req = Request::get("/")
             .header(HOST, HOST_NAME)
@@ -171,10 +195,9 @@ async fn connection(addr: SocketAddr, measure_from: Instant, end: Instant) -> an
         if !status.is_success() {
             bail!("the proxy answered {status}");
         }
-        if now >= measure_from {
-            counted += 1;
-        }
+        counted += 1;
     }
+    Ok(counted)
 }
 
 fn on_path(program: &str) -> bool {
@@ -206,7 +229,7 @@ impl Nginx {
         std::fs::write(
             &conf,
             format!(
-                "worker_processes 2;\n\
+                "worker_processes {workers};\n\
                  daemon off;\n\
                  pid {pid};\n\
                  error_log {err} warn;\n\
@@ -232,6 +255,7 @@ impl Nginx {
                 pid = prefix.join("nginx.pid").display(),
                 err = prefix.join("logs/error.log").display(),
                 tmp = prefix.display(),
+                workers = PROXY_THREADS,
             ),
         )?;
         let child = Command::new("nginx")

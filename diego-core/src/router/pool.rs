@@ -1,25 +1,102 @@
 //! Keep-alive HTTP/1 connections to endpoints, pooled per endpoint address (private to
 //! the HTTP proxy).
 //!
-//! A connection goes back to its pool when the response body it carried has been read
-//! to the end; one whose body was abandoned is closed. Idle connections expire after
-//! the idle timeout. This module knows addresses and connections, not routes.
+//! A connection is driven by the task of the request using it (no task per backend
+//! connection, no hop between tasks per request). It goes back to its pool when the
+//! response body it carried has been read to the end; one whose body was abandoned is
+//! closed. Idle connections expire after the idle timeout; one the backend closed while
+//! idle is noticed when next taken. This module knows addresses and connections, not
+//! routes.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper::http::uri::Authority;
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpStream;
 
 use super::table::Target;
 
-/// A connection able to send requests whose body is a client's request body.
-pub(crate) type Sender = SendRequest<Incoming>;
+/// One keep-alive HTTP/1 connection to a backend: the handle that sends requests, and
+/// the connection itself, polled by whoever uses the handle.
+pub(crate) struct BackendConn {
+    sender: SendRequest<Incoming>,
+    /// `None` once the connection ended.
+    conn: Option<Pin<Box<Connection<TokioIo<TcpStream>, Incoming>>>>,
+}
+
+impl std::fmt::Debug for BackendConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConn")
+            .field("open", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl BackendConn {
+    /// Drives the connection; notes when it ended.
+    pub(crate) fn poll_conn(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = self.conn.as_mut() {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "router: backend connection ended with an error");
+                }
+                // Dropping it cancels whatever still waits on it.
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Whether the connection is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.conn.is_none() || self.sender.is_closed()
+    }
+
+    /// Waits until a request can be sent; `Err` when the connection is gone.
+    pub(crate) async fn ready(&mut self) -> Result<(), ()> {
+        std::future::poll_fn(|cx| {
+            self.poll_conn(cx);
+            match self.sender.poll_ready(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(())),
+                Poll::Pending if self.conn.is_none() => Poll::Ready(Err(())),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Sends `req` and waits for the response head, driving the connection meanwhile.
+    /// The error gives the request back when it was not sent.
+    pub(crate) async fn send(
+        &mut self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Incoming>>> {
+        let mut response = std::pin::pin!(self.sender.try_send_request(req));
+        let conn = &mut self.conn;
+        std::future::poll_fn(|cx| {
+            if let Some(c) = conn.as_mut() {
+                if let Poll::Ready(result) = c.as_mut().poll(cx) {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "router: backend connection failed");
+                    }
+                    *conn = None;
+                }
+            }
+            response.as_mut().poll(cx)
+        })
+        .await
+    }
+}
 
 /// Idle connections kept per endpoint at most.
 const MAX_IDLE_PER_ENDPOINT: usize = 512;
@@ -40,7 +117,7 @@ pub(crate) struct EndpointPool {
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    conn: BackendConn,
     since: Instant,
 }
 
@@ -82,7 +159,7 @@ impl ConnectionPools {
     }
 
     /// A new connection to `target`.
-    pub(crate) async fn connect(&self, target: &Target) -> Result<Sender, ConnectError> {
+    pub(crate) async fn connect(&self, target: &Target) -> Result<BackendConn, ConnectError> {
         let addr = (target.endpoint.address.as_str(), target.endpoint.port);
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
@@ -91,14 +168,10 @@ impl ConnectionPools {
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await?;
-        let authority = target.authority.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(endpoint = %authority, error = %e,
-                    "router: backend connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(BackendConn {
+            sender,
+            conn: Some(Box::pin(conn)),
+        })
     }
 
     /// Drops expired idle connections, and the pools left empty.
@@ -107,9 +180,7 @@ impl ConnectionPools {
         let mut pools = self.pools.write();
         pools.retain(|_, pool| {
             let mut idle = pool.idle.lock();
-            idle.retain(|i| {
-                now.duration_since(i.since) < self.idle_timeout && !i.sender.is_closed()
-            });
+            idle.retain(|i| now.duration_since(i.since) < self.idle_timeout && !i.conn.is_closed());
             !idle.is_empty() || Arc::strong_count(pool) > 1
         });
     }
@@ -117,25 +188,25 @@ impl ConnectionPools {
 
 impl EndpointPool {
     /// The most recently used idle connection that is still open and fresh.
-    pub(crate) fn take(&self, idle_timeout: Duration) -> Option<Sender> {
+    pub(crate) fn take(&self, idle_timeout: Duration) -> Option<BackendConn> {
         let mut idle = self.idle.lock();
         while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() && i.since.elapsed() < idle_timeout {
-                return Some(i.sender);
+            if !i.conn.is_closed() && i.since.elapsed() < idle_timeout {
+                return Some(i.conn);
             }
         }
         None
     }
 
-    /// Keeps `sender` for a later request.
-    pub(crate) fn put(&self, sender: Sender) {
-        if sender.is_closed() {
+    /// Keeps `conn` for a later request.
+    pub(crate) fn put(&self, conn: BackendConn) {
+        if conn.is_closed() {
             return;
         }
         let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE_PER_ENDPOINT {
             idle.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }

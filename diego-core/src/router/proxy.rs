@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::pool::{ConnectionPools, EndpointPool, Sender};
+use super::pool::{BackendConn, ConnectionPools, EndpointPool};
 use super::table::{Pool, TableRouter};
 use crate::error::{Error, Result};
 
@@ -282,7 +282,7 @@ async fn forward(
         let conns = state.pools.pool(target);
         // Idle connections first, then a new one.
         loop {
-            let (mut sender, reused) = match conns.take(state.pools.idle_timeout()) {
+            let (mut backend, reused) = match conns.take(state.pools.idle_timeout()) {
                 Some(s) => (s, true),
                 None => match state.pools.connect(target).await {
                     Ok(s) => (s, false),
@@ -293,7 +293,7 @@ async fn forward(
                     }
                 },
             };
-            if sender.ready().await.is_err() {
+            if backend.ready().await.is_err() {
                 if reused {
                     continue; // it closed while idle
                 }
@@ -302,11 +302,11 @@ async fn forward(
                     "the instance closed the connection\n",
                 );
             }
-            match sender.try_send_request(req).await {
+            match backend.send(req).await {
                 Ok(resp) => {
                     let (mut parts, body) = resp.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
-                    let body = PooledBody::new(body, sender, conns);
+                    let body = PooledBody::new(body, backend, conns);
                     return Response::from_parts(parts, Either::Left(body));
                 }
                 Err(mut e) => match e.take_message() {
@@ -402,14 +402,14 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
 #[derive(Debug)]
 struct PooledBody {
     inner: Incoming,
-    conn: Option<(Sender, Arc<EndpointPool>)>,
+    conn: Option<(BackendConn, Arc<EndpointPool>)>,
 }
 
 impl PooledBody {
-    fn new(inner: Incoming, sender: Sender, pool: Arc<EndpointPool>) -> Self {
+    fn new(inner: Incoming, backend: BackendConn, pool: Arc<EndpointPool>) -> Self {
         let mut body = PooledBody {
             inner,
-            conn: Some((sender, pool)),
+            conn: Some((backend, pool)),
         };
         if body.inner.is_end_stream() {
             body.release();
@@ -418,8 +418,8 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some((sender, pool)) = self.conn.take() {
-            pool.put(sender);
+        if let Some((backend, pool)) = self.conn.take() {
+            pool.put(backend);
         }
     }
 }
@@ -433,6 +433,10 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        // The connection is driven here: it feeds the body.
+        if let Some((backend, _)) = this.conn.as_mut() {
+            backend.poll_conn(cx);
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.release(),
