@@ -202,6 +202,50 @@ async fn round_robin_across_three_backends() {
     assert_eq!(seen, expected);
 }
 
+/// A backend counting the connections it accepted (hyper, keep-alive).
+async fn counting_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"pooled")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let (addr, accepted) = counting_backend().await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("pool.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            p.text("pool.example", "/").await,
+            (200, "pooled".to_owned())
+        );
+    }
+    // One request at a time: one connection, reused for every request.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_reach_the_backend() {
     let a = backend("a").await;

@@ -26,12 +26,15 @@ use tokio::net::TcpStream;
 
 use super::table::Target;
 
+/// The connection half of a [`BackendConn`].
+type Conn = Connection<TokioIo<TcpStream>, Incoming>;
+
 /// One keep-alive HTTP/1 connection to a backend: the handle that sends requests, and
 /// the connection itself, polled by whoever uses the handle.
 pub(crate) struct BackendConn {
     sender: SendRequest<Incoming>,
     /// `None` once the connection ended.
-    conn: Option<Pin<Box<Connection<TokioIo<TcpStream>, Incoming>>>>,
+    conn: Option<Pin<Box<Conn>>>,
 }
 
 impl std::fmt::Debug for BackendConn {
@@ -210,10 +213,5 @@ impl EndpointPool {
                 since: Instant::now(),
             });
         }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn idle_len(&self) -> usize {
-        self.idle.lock().len()
     }
 }

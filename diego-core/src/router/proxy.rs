@@ -202,10 +202,11 @@ async fn serve_connection(
     peer: SocketAddr,
     cancel: CancellationToken,
 ) {
-    let client_ip = peer.ip();
+    let client = Client::new(peer.ip());
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, req, client_ip).await) }
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(handle(&state, req, &client).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -223,8 +224,25 @@ async fn serve_connection(
     }
 }
 
+/// The client of a connection, as the forwarding headers name it.
+#[derive(Clone, Debug)]
+struct Client {
+    ip: IpAddr,
+    /// The address as a header value, made once per connection.
+    header: Option<HeaderValue>,
+}
+
+impl Client {
+    fn new(ip: IpAddr) -> Self {
+        Client {
+            ip,
+            header: HeaderValue::try_from(ip.to_string()).ok(),
+        }
+    }
+}
+
 /// Routes one request.
-async fn handle(state: &State, req: Request<Incoming>, client_ip: IpAddr) -> Response<ProxyBody> {
+async fn handle(state: &State, req: Request<Incoming>, client: &Client) -> Response<ProxyBody> {
     let Some(host) = request_host(&req) else {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n");
     };
@@ -243,7 +261,7 @@ async fn handle(state: &State, req: Request<Incoming>, client_ip: IpAddr) -> Res
             "no instance of this route is available\n",
         );
     }
-    forward(state, &pool, req, client_ip).await
+    forward(state, &pool, req, client).await
 }
 
 /// Sends the request to the pool's endpoints in round-robin order until one accepts a
@@ -252,10 +270,10 @@ async fn forward(
     state: &State,
     pool: &Pool,
     req: Request<Incoming>,
-    client_ip: IpAddr,
+    client: &Client,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = req.into_parts();
-    prepare_request_headers(&mut parts.headers, client_ip);
+    prepare_request_headers(&mut parts.headers, client);
     if !parts.headers.contains_key(header::HOST) {
         // An absolute-form request without Host: the backend still gets one.
         if let Some(v) = parts
@@ -343,14 +361,17 @@ fn request_host<B>(req: &Request<B>) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-fn prepare_request_headers(headers: &mut HeaderMap, client_ip: IpAddr) {
+fn prepare_request_headers(headers: &mut HeaderMap, client: &Client) {
     strip_hop_by_hop(headers);
-    let ip = client_ip.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+    let prior = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    let xff = match prior {
+        Some(prior) => HeaderValue::try_from(format!("{prior}, {}", client.ip)).ok(),
+        None => client.header.clone(),
     };
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -487,7 +508,12 @@ mod tests {
         );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
-        prepare_request_headers(&mut h, "10.0.0.9".parse().unwrap());
+        prepare_request_headers(&mut h, &Client::new("10.0.0.9".parse().unwrap()));
+        assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.9");
+        let mut fresh = HeaderMap::new();
+        prepare_request_headers(&mut fresh, &Client::new("10.0.0.9".parse().unwrap()));
+        assert_eq!(fresh[&X_FORWARDED_FOR], "10.0.0.9");
+        assert!(!fresh.contains_key(&X_FORWARDED_HOST));
         assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "a.example:8080");
