@@ -28,3 +28,4 @@ pub mod executor;
 pub mod garden;
 pub mod http;
 pub mod models;
+pub mod router;

@@ -75,6 +75,8 @@ pub mod network;
 pub mod rep_client;
 pub mod restart_policy;
 pub mod rootfs;
+#[cfg(feature = "router")]
+pub mod router;
 pub mod routes;
 pub mod store;
 pub mod task;

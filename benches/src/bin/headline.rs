@@ -51,6 +51,11 @@ const GROUPS: &[Group] = &[
         "container throughput and action-step overhead through the executor",
         diego_benches::executor::run,
     ),
+    (
+        "router",
+        "requests/s through the router's HTTP proxy to 3 local backends; ratio to nginx",
+        diego_benches::router::run,
+    ),
 ];
 
 fn usage() -> String {

@@ -1,0 +1,762 @@
+//! The default router against real sockets (HTTP and TCP proxies with small local
+//! backends), and the route emitter against a real in-process BBS.
+#![cfg(all(feature = "router", feature = "http"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use diego_core::router::{
+    Endpoint, HttpProxy, RouteChange, RouteEmitter, RouteKey, Router, RoutingTable, TableRouter,
+    TcpProxy,
+};
+use diego_core::routes::TcpRoute;
+use diego_core::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Generous bound for anything that should take milliseconds (a loaded 2-core machine).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- backends
+
+#[derive(Clone)]
+struct BackendState {
+    name: String,
+    slow_started: mpsc::UnboundedSender<()>,
+    slow_release: Arc<Notify>,
+}
+
+struct Backend {
+    addr: SocketAddr,
+    slow_started: mpsc::UnboundedReceiver<()>,
+    slow_release: Arc<Notify>,
+}
+
+/// A small HTTP app: `/` answers its name, `/headers` the forwarding headers it got,
+/// `/echo` its name and the request body, `/slow` its name once released.
+async fn backend(name: &str) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let state = BackendState {
+        name: name.to_owned(),
+        slow_started: tx,
+        slow_release: release.clone(),
+    };
+    let app = axum::Router::new()
+        .route(
+            "/",
+            get(|State(s): State<BackendState>| async move { s.name }),
+        )
+        .route(
+            "/headers",
+            get(|headers: HeaderMap| async move {
+                let mut out = String::new();
+                for name in [
+                    "x-forwarded-for",
+                    "x-forwarded-proto",
+                    "x-forwarded-host",
+                    "x-cf-app-instance",
+                    "host",
+                ] {
+                    let v = headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    out.push_str(&format!("{name}={v}\n"));
+                }
+                out
+            }),
+        )
+        .route(
+            "/echo",
+            post(|State(s): State<BackendState>, body: String| async move {
+                format!("{}:{body}", s.name)
+            }),
+        )
+        .route(
+            "/slow",
+            get(|State(s): State<BackendState>| async move {
+                let released = s.slow_release.notified();
+                let _ = s.slow_started.send(());
+                released.await;
+                s.name
+            }),
+        )
+        .with_state(state);
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Backend {
+        addr,
+        slow_started: rx,
+        slow_release: release,
+    }
+}
+
+/// A port nothing listens on (bound, then released): connecting is refused.
+async fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn endpoint(port: u16, index: i32) -> Endpoint {
+    Endpoint::new("127.0.0.1", port, "web", format!("instance-{index}"), index)
+}
+
+fn set_http(host: &str, endpoints: Vec<Endpoint>) -> RouteChange {
+    RouteChange::Set {
+        route: RouteKey::http(host),
+        endpoints,
+    }
+}
+
+struct Proxy {
+    table: TableRouter,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    client: reqwest::Client,
+}
+
+async fn proxy() -> Proxy {
+    let table = TableRouter::new();
+    let proxy = HttpProxy::builder(table.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = proxy.local_addr();
+    let cancel = CancellationToken::new();
+    tokio::spawn(proxy.run(cancel.clone()));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    Proxy {
+        table,
+        addr,
+        cancel,
+        client,
+    }
+}
+
+impl Proxy {
+    fn get(&self, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("http://{}{path}", self.addr))
+            .header("host", host)
+    }
+
+    async fn text(&self, host: &str, path: &str) -> (u16, String) {
+        let resp = self.get(host, path).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+// ---------------------------------------------------------------- HTTP proxy
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_across_three_backends() {
+    let (a, b, c) = (backend("a").await, backend("b").await, backend("c").await);
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http(
+            "rr.example",
+            vec![
+                endpoint(a.addr.port(), 0),
+                endpoint(b.addr.port(), 1),
+                endpoint(c.addr.port(), 2),
+            ],
+        )])
+        .await
+        .unwrap();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..30 {
+        // Host matching ignores case and port.
+        let host = if i % 2 == 0 {
+            "RR.Example:8080"
+        } else {
+            "rr.example"
+        };
+        let (status, body) = p.text(host, "/").await;
+        assert_eq!(status, 200);
+        *seen.entry(body).or_default() += 1;
+    }
+    let expected: BTreeMap<String, usize> =
+        [("a".into(), 10), ("b".into(), 10), ("c".into(), 10)].into();
+    assert_eq!(seen, expected);
+}
+
+/// A backend counting the connections it accepted (hyper, keep-alive).
+async fn counting_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"pooled")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let (addr, accepted) = counting_backend().await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("pool.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(
+            p.text("pool.example", "/").await,
+            (200, "pooled".to_owned())
+        );
+    }
+    // One request at a time: one connection, reused for every request.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_reach_the_backend() {
+    let a = backend("a").await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("hdr.example", vec![endpoint(a.addr.port(), 4)])])
+        .await
+        .unwrap();
+    let (status, body) = p.text("Hdr.Example:9999", "/headers").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("x-forwarded-for=127.0.0.1\n"), "{body}");
+    assert!(body.contains("x-forwarded-proto=http\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-host=Hdr.Example:9999\n"),
+        "{body}"
+    );
+    assert!(body.contains("x-cf-app-instance=web:4\n"), "{body}");
+    assert!(body.contains("host=Hdr.Example:9999\n"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_over_to_another_endpoint() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let dead = dead_port().await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http(
+            "fo.example",
+            vec![
+                endpoint(dead, 0),
+                endpoint(a.addr.port(), 1),
+                endpoint(b.addr.port(), 2),
+            ],
+        )])
+        .await
+        .unwrap();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..12 {
+        // Bodies too: a request whose connection was refused is sent again whole.
+        let resp = p
+            .client
+            .post(format!("http://{}/echo", p.addr))
+            .header("host", "fo.example")
+            .body(format!("payload-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.unwrap();
+        let (name, echoed) = body.split_once(':').unwrap();
+        assert_eq!(echoed, format!("payload-{i}"));
+        *seen.entry(name.to_owned()).or_default() += 1;
+    }
+    // Every request succeeded, and both live backends took a share.
+    assert_eq!(seen.values().sum::<usize>(), 12);
+    assert!(seen["a"] >= 4 && seen["b"] >= 4, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_host_is_404_and_unhealthy_routes_are_502_or_503() {
+    let dead = dead_port().await;
+    let p = proxy().await;
+    p.table
+        .apply(&[
+            set_http("empty.example", vec![]),
+            set_http("dead.example", vec![endpoint(dead, 0)]),
+        ])
+        .await
+        .unwrap();
+    let (status, body) = p.text("nowhere.example", "/").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("nowhere.example"), "{body}");
+    assert_eq!(p.text("empty.example", "/").await.0, 503);
+    assert_eq!(p.text("dead.example", "/").await.0, 502);
+    // No Host header at all (HTTP/1.0 allows it): a clear 400.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.") && out.contains(" 400 "), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_survives_the_removal_of_its_endpoint() {
+    let mut a = backend("a").await;
+    let b = backend("b").await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("slow.example", vec![endpoint(a.addr.port(), 0)])])
+        .await
+        .unwrap();
+    let request = p.get("slow.example", "/slow").send();
+    let in_flight = tokio::spawn(async move {
+        let resp = request.await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    tokio::time::timeout(PATIENCE, a.slow_started.recv())
+        .await
+        .expect("the slow request reached its backend")
+        .unwrap();
+    // The endpoint leaves the table while its request is being served.
+    p.table
+        .apply(&[set_http("slow.example", vec![endpoint(b.addr.port(), 1)])])
+        .await
+        .unwrap();
+    assert_eq!(p.text("slow.example", "/").await, (200, "b".to_owned()));
+    p.table
+        .apply(&[RouteChange::Remove {
+            route: RouteKey::http("slow.example"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(p.text("slow.example", "/").await.0, 404);
+    a.slow_release.notify_one();
+    let answered = tokio::time::timeout(PATIENCE, in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered, (200, "a".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_stops_on_cancel() {
+    let table = TableRouter::new();
+    let proxy = HttpProxy::builder(table)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = proxy.local_addr();
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(proxy.run(cancel.clone()));
+    cancel.cancel();
+    tokio::time::timeout(PATIENCE, running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+// ---------------------------------------------------------------- TCP proxy
+
+/// A TCP app answering `<name>:<what it read>` and closing.
+async fn tcp_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let mut out = format!("{name}:").into_bytes();
+                out.extend_from_slice(&buf[..n]);
+                let _ = s.write_all(&out).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn tcp_exchange(port: u16, msg: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(msg.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+async fn wait_listening(
+    rx: &mut tokio::sync::watch::Receiver<std::collections::BTreeSet<u16>>,
+    port: u16,
+    open: bool,
+) {
+    tokio::time::timeout(PATIENCE, rx.wait_for(|ports| ports.contains(&port) == open))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_routes_forward_round_robin_and_close_with_the_table() {
+    let (a, b) = (tcp_backend("a").await, tcp_backend("b").await);
+    let dead = dead_port().await;
+    let external = dead_port().await;
+    let table = TableRouter::new();
+    let tcp = TcpProxy::builder(table.clone())
+        .bind_ip("127.0.0.1".parse().unwrap())
+        .build();
+    let mut listening = tcp.listening();
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(tcp.run(cancel.clone()));
+
+    table
+        .apply(&[RouteChange::Set {
+            route: RouteKey::tcp(external),
+            endpoints: vec![
+                endpoint(a.port(), 0),
+                endpoint(dead, 1),
+                endpoint(b.port(), 2),
+            ],
+        }])
+        .await
+        .unwrap();
+    wait_listening(&mut listening, external, true).await;
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        let out = tcp_exchange(external, &format!("m{i}")).await;
+        let (name, echoed) = out.split_once(':').unwrap();
+        assert_eq!(echoed, format!("m{i}"));
+        seen.push(name.to_owned());
+    }
+    // Round robin over [a, dead, b]: the dead one's turns go to the next (b).
+    assert_eq!(seen, ["a", "b", "b", "a", "b", "b"]);
+
+    table
+        .apply(&[RouteChange::Remove {
+            route: RouteKey::tcp(external),
+        }])
+        .await
+        .unwrap();
+    wait_listening(&mut listening, external, false).await;
+    assert!(TcpStream::connect(("127.0.0.1", external)).await.is_err());
+
+    cancel.cancel();
+    tokio::time::timeout(PATIENCE, running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- route emitter
+
+fn http_len(t: &RoutingTable, host: &str) -> Option<usize> {
+    t.http_endpoints(host).map(<[_]>::len)
+}
+
+/// Waits until `check` holds for the router's table.
+async fn wait_table(router: &TableRouter, what: &str, check: impl Fn(&RoutingTable) -> bool) {
+    let mut changes = router.subscribe();
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if check(&router.table()) {
+                return;
+            }
+            changes.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "timed out waiting for {what}: {:#?}",
+        router.table()
+    );
+}
+
+fn lrp(guid: &str, instances: i32, host: &str) -> DesiredLrp {
+    let mut d = DesiredLrp::new(
+        guid,
+        "apps",
+        "preloaded:cflinuxfs4",
+        instances,
+        RunAction::new("/app/server", "vcap"),
+    );
+    d.scheduling_info.routes = Routes::http(&[host], 8080);
+    d.run_info.ports = vec![8080];
+    d
+}
+
+fn net(host_port: u32) -> ActualLrpNetInfo {
+    ActualLrpNetInfo {
+        address: "10.0.0.7".into(),
+        ports: vec![
+            PortMapping {
+                container_port: 8080,
+                host_port,
+                ..Default::default()
+            },
+            PortMapping {
+                container_port: 9000,
+                host_port: host_port + 1,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+async fn run_instance(bbs: &Bbs, guid: &str, index: i32, attempt: &str, routable: bool) {
+    let key = ActualLrpKey::new(guid, index, "apps");
+    let ik = ActualLrpInstanceKey::new(attempt, "cell-1");
+    bbs.claim_actual_lrp(&key, &ik).await.unwrap();
+    bbs.start_actual_lrp(&key, &ik, &net(61000 + 10 * index as u32), routable)
+        .await
+        .unwrap();
+}
+
+fn start_emitter(
+    bbs: &Bbs,
+    router: &TableRouter,
+) -> (CancellationToken, Arc<diego_core::router::EmitterStats>) {
+    let emitter = RouteEmitter::builder(Arc::new(bbs.clone()), Arc::new(router.clone()))
+        .sync_interval(None)
+        .build();
+    let stats = emitter.stats();
+    let cancel = CancellationToken::new();
+    tokio::spawn(emitter.run(cancel.clone()));
+    (cancel, stats)
+}
+
+#[tokio::test]
+async fn the_emitter_follows_desire_claim_start_crash_scale_and_removal() {
+    let bbs = Bbs::builder().build();
+    let router = TableRouter::new();
+    let (cancel, _stats) = start_emitter(&bbs, &router);
+
+    let mut web = lrp("web", 2, "App.Example");
+    web.scheduling_info.routes.set_tcp_routes(&[TcpRoute {
+        router_group_guid: String::new(),
+        external_port: 61999,
+        container_port: 9000,
+    }]);
+    web.run_info.ports = vec![8080, 9000];
+    bbs.desire_lrp(web).await.unwrap();
+    wait_table(&router, "a known route without endpoints", |t| {
+        http_len(t, "app.example") == Some(0) && t.tcp.get(&61999).is_some_and(Vec::is_empty)
+    })
+    .await;
+
+    // Claimed is not enough; running and routable is.
+    let key0 = ActualLrpKey::new("web", 0, "apps");
+    let ik0 = ActualLrpInstanceKey::new("attempt-0", "cell-1");
+    bbs.claim_actual_lrp(&key0, &ik0).await.unwrap();
+    bbs.start_actual_lrp(&key0, &ik0, &net(61000), true)
+        .await
+        .unwrap();
+    wait_table(&router, "instance 0", |t| {
+        http_len(t, "app.example") == Some(1)
+    })
+    .await;
+    let t = router.table();
+    let e = &t.http_endpoints("app.example").unwrap()[0];
+    assert_eq!((e.authority(), e.index), ("10.0.0.7:61000".to_owned(), 0));
+    assert_eq!(e.instance_guid.as_str(), "attempt-0");
+    assert_eq!(t.tcp[&61999][0].authority(), "10.0.0.7:61001");
+
+    // Running but not routable: not in the table (a later route is the barrier).
+    run_instance(&bbs, "web", 1, "attempt-1", false).await;
+    bbs.desire_lrp(lrp("barrier", 0, "barrier.example"))
+        .await
+        .unwrap();
+    wait_table(&router, "the barrier", |t| {
+        http_len(t, "barrier.example") == Some(0)
+    })
+    .await;
+    assert_eq!(http_len(&router.table(), "app.example"), Some(1));
+    // Once routable, it is.
+    let key1 = ActualLrpKey::new("web", 1, "apps");
+    let ik1 = ActualLrpInstanceKey::new("attempt-1", "cell-1");
+    bbs.start_actual_lrp(&key1, &ik1, &net(61010), true)
+        .await
+        .unwrap();
+    wait_table(&router, "instance 1", |t| {
+        http_len(t, "app.example") == Some(2)
+    })
+    .await;
+
+    // A crash takes the instance out.
+    bbs.crash_actual_lrp(&key0, &ik0, "boom").await.unwrap();
+    wait_table(&router, "instance 0 gone", |t| {
+        t.http_endpoints("app.example")
+            .is_some_and(|e| e.len() == 1 && e[0].index == 1)
+    })
+    .await;
+
+    // Scaling down leaves out indices at or above the new count, even while running.
+    bbs.update_desired_lrp(
+        &ProcessGuid::new("web"),
+        DesiredLrpUpdate {
+            instances: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    wait_table(&router, "scaled to 1", |t| {
+        http_len(t, "app.example") == Some(0)
+    })
+    .await;
+    run_instance(&bbs, "web", 0, "attempt-0b", true).await;
+    wait_table(&router, "instance 0 back", |t| {
+        http_len(t, "app.example") == Some(1)
+    })
+    .await;
+
+    // New routes replace the old ones.
+    bbs.update_desired_lrp(
+        &ProcessGuid::new("web"),
+        DesiredLrpUpdate {
+            routes: Some(Routes::http(&["new.example"], 8080)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    wait_table(&router, "the new route", |t| {
+        http_len(t, "new.example") == Some(1)
+            && http_len(t, "app.example").is_none()
+            && t.tcp.is_empty()
+    })
+    .await;
+
+    bbs.remove_desired_lrp(&ProcessGuid::new("web"))
+        .await
+        .unwrap();
+    wait_table(&router, "web gone", |t| {
+        http_len(t, "new.example").is_none()
+    })
+    .await;
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_emitter_starts_from_a_listing_and_resyncs_after_lagging() {
+    let config = BbsConfig {
+        event_buffer: 4,
+        ..Default::default()
+    };
+    let bbs = Bbs::builder().config(config).build();
+    // Present before the emitter starts: learnt from the first listing.
+    bbs.desire_lrp(lrp("early", 1, "early.example"))
+        .await
+        .unwrap();
+    run_instance(&bbs, "early", 0, "early-0", true).await;
+
+    let router = TableRouter::new();
+    let (cancel, stats) = start_emitter(&bbs, &router);
+    wait_table(&router, "the listed route", |t| {
+        http_len(t, "early.example") == Some(1)
+    })
+    .await;
+    let resyncs = stats.resyncs();
+    assert_eq!(resyncs, 1);
+
+    // 60 events with a buffer of 4, written without yielding: the emitter must lag.
+    tokio::task::unconstrained(async {
+        for i in 0..20 {
+            let guid = format!("burst-{i}");
+            bbs.desire_lrp(lrp(&guid, 1, &format!("burst-{i}.example")))
+                .await
+                .unwrap();
+            run_instance(&bbs, &guid, 0, &format!("{guid}-0"), true).await;
+        }
+    })
+    .await;
+    wait_table(&router, "every burst route with its instance", |t| {
+        (0..20).all(|i| http_len(t, &format!("burst-{i}.example")) == Some(1))
+    })
+    .await;
+    assert!(stats.resyncs() > resyncs, "no resync after lagging");
+    assert_eq!(http_len(&router.table(), "early.example"), Some(1));
+
+    // Events after the resync still flow.
+    bbs.remove_desired_lrp(&ProcessGuid::new("early"))
+        .await
+        .unwrap();
+    wait_table(&router, "early gone", |t| {
+        http_len(t, "early.example").is_none()
+    })
+    .await;
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitter_and_proxy_together_serve_a_running_instance() {
+    let a = backend("app-0").await;
+    let bbs = Bbs::builder().build();
+    let p = proxy().await;
+    let (cancel, _) = start_emitter(&bbs, &p.table);
+    bbs.desire_lrp(lrp("demo", 1, "demo.localhost"))
+        .await
+        .unwrap();
+    let key = ActualLrpKey::new("demo", 0, "apps");
+    let ik = ActualLrpInstanceKey::new("demo-0", "cell-1");
+    bbs.claim_actual_lrp(&key, &ik).await.unwrap();
+    let net = ActualLrpNetInfo {
+        address: "127.0.0.1".into(),
+        ports: vec![PortMapping {
+            container_port: 8080,
+            host_port: u32::from(a.addr.port()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    bbs.start_actual_lrp(&key, &ik, &net, true).await.unwrap();
+    wait_table(&p.table, "demo routed", |t| {
+        http_len(t, "demo.localhost") == Some(1)
+    })
+    .await;
+    assert_eq!(
+        p.text("demo.localhost", "/").await,
+        (200, "app-0".to_owned())
+    );
+    let (_, headers) = p.text("demo.localhost", "/headers").await;
+    assert!(headers.contains("x-cf-app-instance=demo:0\n"), "{headers}");
+    cancel.cancel();
+}
