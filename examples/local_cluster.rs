@@ -3,7 +3,8 @@
 //! (3 instances of the fixture app behind an HTTP health check, route `demo.localhost`).
 //!
 //! Run: `cargo run --release --example local_cluster` (Ctrl-C stops everything and
-//! destroys every container). Set `DIEGO_API_ADDR` to move the API off 127.0.0.1:8889.
+//! destroys every container). Set `DIEGO_API_ADDR` / `DIEGO_ROUTER_ADDR` to move the API
+//! off 127.0.0.1:8889 and the router off 127.0.0.1:8888.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ fn main() -> anyhow::Result<()> {
         if let Ok(addr) = std::env::var("DIEGO_API_ADDR") {
             opts.api_addr = addr.parse()?;
         }
+        if let Ok(addr) = std::env::var("DIEGO_ROUTER_ADDR") {
+            opts.router_addr = addr.parse()?;
+        }
         println!(
             "starting a local Diego: BBS + auctioneer + converger + {} cells ...",
             opts.cells
@@ -48,8 +52,10 @@ fn main() -> anyhow::Result<()> {
             .map(|(_, u)| u.clone())
             .unwrap_or_default();
         let api = local.api_url();
+        let router = local.router_url();
         println!(
-            "\ntry:\n  curl {first}/            # an instance answers\n  \
+            "\ntry:\n  curl -H 'Host: {DEMO_HOSTNAME}' {router}/   # through the router, round robin\n  \
+             curl {first}/            # an instance answers directly\n  \
              curl -s -X POST {api}/v1/actual_lrps/list -d '{{}}'   # what runs where\n  \
              curl -X POST {first}/exit/1   # kill an instance and watch it come back\n\n\
              Ctrl-C stops everything.\n"

@@ -1,5 +1,5 @@
 //! The `http` headline group: BBS HTTP API throughput (`http_desire_task_per_sec`).
-//! The router figures live in the `router` group.
+//! It also prints the router's figures (`router_rps`, `router_nginx_ratio`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +56,7 @@ pub fn run() -> anyhow::Result<()> {
         crate::print_figure("http_desire_task_per_sec", rate, "ops/s");
         cancel.cancel();
         let _ = server.await;
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    crate::router::run()
 }

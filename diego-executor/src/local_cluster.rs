@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diego_core::log_sink::{FanOutLogSink, LogSink, RingBufferLogSink, StdoutLogSink};
+use diego_core::router::{HttpProxy, RouteEmitter, TableRouter};
 use diego_core::store::ActualLrpFilter;
 use diego_core::{
     ActualLrpState, Check, CheckDefinition, DesiredLrp, EnvironmentVariable, Presence, Routes,
@@ -34,6 +35,8 @@ pub struct LocalClusterOptions {
     pub cells: usize,
     /// Where the BBS HTTP API listens (`127.0.0.1:8889`; port 0 picks a free one).
     pub api_addr: SocketAddr,
+    /// Where the router's HTTP proxy listens (`127.0.0.1:8888`; port 0 picks one).
+    pub router_addr: SocketAddr,
     /// Where containers live (a fresh directory under the temp dir by default).
     pub work_dir: PathBuf,
     /// The demo app's executable (the fixture app).
@@ -53,6 +56,7 @@ impl LocalClusterOptions {
         LocalClusterOptions {
             cells: 2,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 8889)),
+            router_addr: SocketAddr::from(([127, 0, 0, 1], 8888)),
             work_dir: std::env::temp_dir().join(format!("diego-local-{}", std::process::id())),
             app_path: app_path.into(),
             app_env: Vec::new(),
@@ -66,9 +70,11 @@ impl LocalClusterOptions {
 pub struct LocalCluster {
     cluster: Cluster,
     api_url: String,
+    router_url: String,
     logs: Arc<RingBufferLogSink>,
     cancel: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    routing: Vec<tokio::task::JoinHandle<diego_core::Result<()>>>,
     work_dir: PathBuf,
 }
 
@@ -148,6 +154,23 @@ impl LocalCluster {
             cluster.api(),
             cancel.clone(),
         ));
+        // The router: the emitter follows LRP events into the table the proxy serves.
+        let table = TableRouter::new();
+        let emitter = RouteEmitter::builder(cluster.api(), Arc::new(table.clone())).build();
+        let proxy = HttpProxy::builder(table)
+            .bind(opts.router_addr)
+            .await
+            .map_err(|e| {
+                LocalClusterError::Start(format!(
+                    "starting the router on {}: {e}",
+                    opts.router_addr
+                ))
+            })?;
+        let router_url = format!("http://{}", proxy.local_addr());
+        let routing = vec![
+            tokio::spawn(emitter.run(cancel.clone())),
+            tokio::spawn(proxy.run(cancel.clone())),
+        ];
         let mut demo = DesiredLrp::new(
             DEMO_PROCESS_GUID,
             "demo",
@@ -171,9 +194,11 @@ impl LocalCluster {
         Ok(LocalCluster {
             cluster,
             api_url: format!("http://{addr}"),
+            router_url,
             logs,
             cancel,
             server,
+            routing,
             work_dir: opts.work_dir,
         })
     }
@@ -181,6 +206,11 @@ impl LocalCluster {
     /// The BBS HTTP API's URL.
     pub fn api_url(&self) -> &str {
         &self.api_url
+    }
+
+    /// The router's URL (send `Host: demo.localhost`).
+    pub fn router_url(&self) -> &str {
+        &self.router_url
     }
 
     /// The cluster.
@@ -238,6 +268,9 @@ impl LocalCluster {
         self.cancel.cancel();
         self.cluster.shutdown().await;
         let _ = self.server.await;
+        for h in self.routing {
+            let _ = h.await;
+        }
         let _ = std::fs::remove_dir_all(&self.work_dir);
     }
 }

@@ -11,6 +11,7 @@ use diego_executor::local_cluster::{LocalCluster, LocalClusterOptions};
 async fn the_local_cluster_serves_the_demo_and_stops_cleanly() {
     let mut opts = LocalClusterOptions::new(env!("CARGO_BIN_EXE_diego-fixture-app"));
     opts.api_addr = "127.0.0.1:0".parse().unwrap();
+    opts.router_addr = "127.0.0.1:0".parse().unwrap();
     opts.work_dir = std::env::temp_dir().join(format!("diego-local-test-{}", std::process::id()));
     opts.print_logs = false;
     let work_dir = opts.work_dir.clone();
@@ -33,6 +34,32 @@ async fn the_local_cluster_serves_the_demo_and_stops_cleanly() {
             .unwrap();
         assert_eq!(body, format!("hello from instance {index}\n"));
     }
+    // Through the router, by host name, round robin over the three instances.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let r = http
+            .get(format!("{}/", local.router_url()))
+            .header("Host", "demo.localhost")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            seen.insert(r.text().await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.len(),
+        3,
+        "every instance answered through the router: {seen:?}"
+    );
+    let r = http
+        .get(format!("{}/", local.router_url()))
+        .header("Host", "nope.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     // The BBS API answers too.
     let api = format!("{}/v1/actual_lrps/list", local.api_url());
     let rows: serde_json::Value = http
