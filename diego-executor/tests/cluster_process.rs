@@ -171,3 +171,118 @@ async fn the_fixture_app_runs_behind_its_health_check_and_comes_back_after_a_cra
     c.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A cluster with short timings, so lost cells and evacuation play out in seconds.
+async fn quick_cluster(name: &str, cells: usize) -> (Cluster, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("diego-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = dir.clone();
+    let factory: BackendFactory = Arc::new(move |id| {
+        let backend = ProcessBackend::new(base.join(id.as_str())).expect("a process backend");
+        Arc::new(backend) as Arc<dyn ContainerBackend>
+    });
+    let c = Cluster::builder(factory)
+        .cells(cells)
+        .executor_config(|c| ExecutorConfig {
+            apply_action_user: false,
+            ..c
+        })
+        .bbs_config(BbsConfig {
+            cell_presence_ttl: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .convergence_config(diego_core::convergence::ConvergenceConfig {
+            convergence_interval: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .rep_config(|r| diego_executor::RepConfig {
+            presence_renew_interval: Duration::from_secs(1),
+            evacuation_polling_interval: Duration::from_millis(200),
+            ..r
+        })
+        .start()
+        .await
+        .unwrap();
+    (c, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_killed_cell_and_evacuation_with_real_processes() {
+    let (c, dir) = quick_cluster("ops", 2).await;
+    c.bbs().desire_lrp(fixture_lrp(3)).await.unwrap();
+    wait_for("3 RUNNING", || async { running(&c).await.len() == 3 }).await;
+
+    // Scale 3 → 5 → 1.
+    let scale = |n| DesiredLrpUpdate {
+        instances: Some(n),
+        ..Default::default()
+    };
+    c.bbs()
+        .update_desired_lrp(&ProcessGuid::new("fixture"), scale(5))
+        .await
+        .unwrap();
+    wait_for("5 RUNNING", || async { running(&c).await.len() == 5 }).await;
+    c.bbs()
+        .update_desired_lrp(&ProcessGuid::new("fixture"), scale(1))
+        .await
+        .unwrap();
+    wait_for("1 row left", || async {
+        c.bbs()
+            .actual_lrps(&ActualLrpFilter::default())
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    c.bbs()
+        .update_desired_lrp(&ProcessGuid::new("fixture"), scale(3))
+        .await
+        .unwrap();
+    wait_for("3 RUNNING again", || async { running(&c).await.len() == 3 }).await;
+
+    // Evacuate a cell that runs something: every index stays served throughout.
+    let rows = running(&c).await;
+    let leaving = rows[0].cell_id().unwrap().clone();
+    let watcher = tokio::spawn({
+        let bbs = c.bbs().clone();
+        async move {
+            let mut worst = 3;
+            for _ in 0..100 {
+                let rows = bbs.actual_lrps(&ActualLrpFilter::default()).await.unwrap();
+                let serving = (0..3)
+                    .filter(|i| {
+                        rows.iter()
+                            .any(|r| r.key.index == *i && r.state == ActualLrpState::Running)
+                    })
+                    .count();
+                worst = worst.min(serving);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            worst
+        }
+    });
+    c.evacuate_cell(&leaving).await.unwrap();
+    wait_for("all RUNNING off the evacuated cell", || async {
+        let rows = running(&c).await;
+        rows.len() == 3 && rows.iter().all(|r| r.cell_id() != Some(&leaving))
+    })
+    .await;
+    assert_eq!(
+        watcher.await.unwrap(),
+        3,
+        "an index went without a RUNNING instance"
+    );
+
+    // Add a cell, then kill the one running everything: instances move to the new one.
+    c.add_cell().await.unwrap();
+    let victim = running(&c).await[0].cell_id().unwrap().clone();
+    c.kill_cell(&victim).await.unwrap();
+    wait_for("3 RUNNING on the surviving cell", || async {
+        let rows = running(&c).await;
+        rows.len() == 3 && rows.iter().all(|r| r.cell_id() != Some(&victim))
+    })
+    .await;
+    c.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
