@@ -397,9 +397,9 @@ impl Isolation for NamespaceIsolation {
             None => None,
         };
         let plan = SandboxPlan {
-            cgroup_procs: sandbox
+            cgroup_join: sandbox
                 .cgroup
-                .procs_files()
+                .join_files()
                 .iter()
                 .map(|p| cstring(p))
                 .collect::<Result<_>>()?,

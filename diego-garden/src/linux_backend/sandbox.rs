@@ -51,8 +51,8 @@ pub(crate) struct PlannedBind {
 /// Everything the child needs, prepared in the parent.
 #[derive(Debug)]
 pub(crate) struct SandboxPlan {
-    /// `cgroup.procs` files to join.
-    pub(crate) cgroup_procs: Vec<CString>,
+    /// Files to write `0` (the calling process) to, to join the container's cgroups.
+    pub(crate) cgroup_join: Vec<CString>,
     /// The container's root (the overlay mount) on the host.
     pub(crate) root: CString,
     /// The hostname.
@@ -97,20 +97,6 @@ unsafe fn write_file(path: &CStr, data: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The decimal digits of `n` in `buf` (no allocation).
-fn digits(mut n: u32, buf: &mut [u8; 12]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 /// `128 + n` after signal `n`, else the exit code.
@@ -195,10 +181,9 @@ impl SandboxPlan {
     pub(crate) unsafe fn enter(&self) -> io::Result<()> {
         // SAFETY (whole function): raw system calls on data prepared by the parent.
         unsafe {
-            let mut buf = [0u8; 12];
-            let pid = digits(libc::getpid() as u32, &mut buf);
-            for procs in &self.cgroup_procs {
-                write_file(procs, pid)?;
+            // Single-threaded after fork: joining as the current thread moves the process.
+            for join in &self.cgroup_join {
+                write_file(join, b"0")?;
             }
             // The shim and the init are tiny; the OOM killer should pick the program.
             let _ = write_file(c"/proc/self/oom_score_adj", b"-1000");
@@ -343,13 +328,6 @@ impl SandboxPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digits_are_written_without_allocating() {
-        let mut buf = [0u8; 12];
-        assert_eq!(digits(0, &mut buf), b"0");
-        assert_eq!(digits(4_194_304, &mut buf), b"4194304");
-    }
 
     #[test]
     fn statuses_map_to_codes() {
