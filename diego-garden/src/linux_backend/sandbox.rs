@@ -3,8 +3,11 @@
 //! The forked child (the *shim*) joins the container's cgroups, unshares mount, uts, ipc
 //! and pid namespaces and forks the container's *init* (pid 1 of the new pid namespace).
 //! The init mounts `/proc`, a minimal `/dev` and the bind mounts, pivots into the
-//! container's root and forks the *main* process, which execs the program. The shim and
-//! the init forward SIGTERM (and other catchable signals) down the chain and exit with
+//! container's root and starts the *main* process with `clone(CLONE_VM | CLONE_VFORK)`:
+//! it shares the init's memory (no page tables copied from the large process that forked
+//! the shim) until it execs the program, prepared as `execve` arguments beforehand; a
+//! failed exec exits 127 with the reason on stderr. The shim and the init forward SIGTERM
+//! (and other catchable signals) down the chain and exit with
 //! the main process's status (`128 + n` after signal `n`). Killing the shim kills the
 //! init (parent-death signal), and with it the whole pid namespace.
 //!
@@ -74,6 +77,51 @@ pub(crate) struct SandboxPlan {
     pub(crate) nofile: Option<u64>,
     /// (uid, gid) to run as.
     pub(crate) user: Option<(u32, u32)>,
+    /// What the main process execs.
+    pub(crate) exec: ExecPlan,
+    /// The stack the main process runs on between `clone` and `execve`.
+    pub(crate) stack: Vec<u8>,
+}
+
+/// Bytes of the stack the main process uses until it execs.
+pub(crate) const MAIN_STACK_BYTES: usize = 64 * 1024;
+
+/// The program, arguments and environment of the main process, as `execve` takes them.
+#[derive(Debug)]
+pub(crate) struct ExecPlan {
+    program: CString,
+    /// Owns the strings `argv` points to.
+    _args: Vec<CString>,
+    /// Owns the strings `envp` points to.
+    _env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into the `CString`s the plan owns (heap memory that moves
+// with it) and are only read.
+unsafe impl Send for ExecPlan {}
+// SAFETY: as above; nothing mutates through them.
+unsafe impl Sync for ExecPlan {}
+
+impl ExecPlan {
+    /// `program` with `args` (the first, `argv[0]`, included) and `env`.
+    pub(crate) fn new(program: CString, args: Vec<CString>, env: Vec<CString>) -> ExecPlan {
+        let pointers = |strings: &[CString]| -> Vec<*const libc::c_char> {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        ExecPlan {
+            argv: pointers(&args),
+            envp: pointers(&env),
+            program,
+            _args: args,
+            _env: env,
+        }
+    }
 }
 
 fn check(ret: c_int) -> io::Result<c_int> {
@@ -150,6 +198,25 @@ unsafe fn close_all() {
     }
 }
 
+/// The entry point of the main process (see [`SandboxPlan::exec_main`]): execs, or
+/// reports why not on stderr and exits 127.
+extern "C" fn main_process(plan: *mut libc::c_void) -> c_int {
+    // SAFETY: `plan` is the init's `SandboxPlan`, alive while the init waits for the exec.
+    unsafe {
+        let plan = &*(plan as *const SandboxPlan);
+        let error = plan.exec_main().err();
+        let code = error.and_then(|e| e.raw_os_error()).unwrap_or(0);
+        let mut message = *b"diego-garden: cannot exec the program: errno    \n";
+        let mut n = code.clamp(0, 9999);
+        for i in (45..49).rev() {
+            message[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(127);
+    }
+}
+
 /// Waits for `child` (or, for the init, reaps any orphan until `child` ends) and exits
 /// with its status.
 unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
@@ -173,8 +240,9 @@ unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
 }
 
 impl SandboxPlan {
-    /// Runs in the forked child. Returns `Ok` only in the main process, which then execs;
-    /// the shim and the init never return.
+    /// Runs in the forked child: the shim, the init and the main process, which execs the
+    /// program itself. Returns only on failure, in the shim or in the init before it starts
+    /// the main process.
     ///
     /// # Safety
     /// Call only between `fork` and `exec` (as a `pre_exec` hook).
@@ -207,14 +275,28 @@ impl SandboxPlan {
                 0,
             );
             self.mount_root()?;
-            let main = check(libc::fork())?;
-            if main > 0 {
-                install_forwarding(main);
-                close_all();
-                set_signal_mask(libc::SIG_SETMASK, false);
-                wait_and_exit(main, true);
-            }
-            // The main process.
+            // The main process shares the init's memory until it execs (the init waits
+            // meanwhile): no copy of the page tables of the (possibly large) process that
+            // forked the shim, and none to tear down at exec.
+            let stack_top = self.stack.as_ptr().add(self.stack.len()) as usize & !0xf;
+            let main = check(libc::clone(
+                main_process,
+                stack_top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                self as *const SandboxPlan as *mut libc::c_void,
+            ))?;
+            install_forwarding(main);
+            close_all();
+            set_signal_mask(libc::SIG_SETMASK, false);
+            wait_and_exit(main, true);
+        }
+    }
+
+    /// The main process, from `clone` to `execve`: only system calls on the plan, which it
+    /// shares with the (suspended) init.
+    unsafe fn exec_main(&self) -> io::Result<()> {
+        // SAFETY (whole function): raw system calls on data prepared by the parent.
+        unsafe {
             set_signal_mask(libc::SIG_SETMASK, false);
             let _ = write_file(c"/proc/self/oom_score_adj", b"0");
             check(libc::chdir(self.cwd.as_ptr()))?;
@@ -230,7 +312,12 @@ impl SandboxPlan {
                 check(libc::setgid(gid))?;
                 check(libc::setuid(uid))?;
             }
-            Ok(())
+            libc::execve(
+                self.exec.program.as_ptr(),
+                self.exec.argv.as_ptr(),
+                self.exec.envp.as_ptr(),
+            );
+            Err(io::Error::last_os_error())
         }
     }
 
