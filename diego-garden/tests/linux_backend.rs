@@ -426,3 +426,34 @@ async fn programs_are_found_where_execve_would_find_them() {
     fixture.backend.destroy("exec").await.unwrap();
     fixture.assert_clean();
 }
+
+/// When the init cannot prepare the container's mounts (here a bind mount source removed
+/// after create), `run` fails to start the process and nothing is left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_setup_fails_to_start() {
+    let Some(fixture) = fixture("setup") else {
+        return;
+    };
+    let gone = fixture.dir.join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let mut spec = ContainerSpec::new("setup");
+    spec.bind_mounts.push(BindMount {
+        src_path: gone.display().to_string(),
+        dst_path: "/gone".to_string(),
+        read_only: false,
+    });
+    let container = fixture.backend.create(spec).await.unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    match container.run(ProcessSpec::new("/bin/true")).await {
+        Err(Error::ProcessStart { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}");
+        }
+        Err(other) => panic!("expected ProcessStart, got {other}"),
+        Ok(_) => panic!("a process started without its bind mount"),
+    }
+    std::fs::create_dir_all(&gone).unwrap();
+    let (status, _, err) = sh(&container, "true").await;
+    assert!(status.success(), "{status}: {err}");
+    fixture.backend.destroy("setup").await.unwrap();
+    fixture.assert_clean();
+}

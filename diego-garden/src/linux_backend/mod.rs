@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 use self::cgroup::{Cgroup, CgroupLayout};
 use self::rootfs::{Overlay, RootfsResolver};
-use self::sandbox::{ExecPlan, PlannedBind, SandboxPlan, MAIN_STACK_BYTES};
+use self::sandbox::{ExecPlan, PlannedBind, SandboxPlan, STACK_BYTES};
 use crate::backend::{Container, ContainerBackend};
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
@@ -455,7 +455,9 @@ impl Isolation for NamespaceIsolation {
             nofile: spec.limits.nofile.or(limits.nofile),
             user,
             exec: ExecPlan::new(program_c, exec_args, exec_env),
-            stack: vec![0; MAIN_STACK_BYTES],
+            stack: vec![0; STACK_BYTES],
+            init_stack: vec![0; STACK_BYTES],
+            init_error: std::sync::atomic::AtomicI32::new(0),
         };
         let mut command = tokio::process::Command::new(program);
         command

@@ -1,7 +1,9 @@
 //! What runs between `fork` and `exec` for a process of a Linux container.
 //!
 //! The forked child (the *shim*) joins the container's cgroups, unshares mount, uts, ipc
-//! and pid namespaces and forks the container's *init* (pid 1 of the new pid namespace).
+//! and pid namespaces and clones the container's *init* (pid 1 of the new pid namespace)
+//! with `CLONE_VM`: the init runs on its own stack in the shim's memory, and tells the
+//! shim through a pipe when the main process has exec'd (or why it could not start it).
 //! The init mounts `/proc`, a minimal `/dev` and the bind mounts, pivots into the
 //! container's root and starts the *main* process with `clone(CLONE_VM | CLONE_VFORK)`:
 //! it shares the init's memory (no page tables copied from the large process that forked
@@ -19,9 +21,12 @@ use std::io;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The pid signals are forwarded to, in the shim (the init's) and in the init (main's).
-/// Each process has its own copy after `fork`.
-static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// The pid the shim forwards signals to (the init's). The shim and the init share their
+/// memory, so each has its own variable; the handler tells them apart by pid (the init
+/// is pid 1 of its namespace, the shim never is).
+static SHIM_FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// The pid the init forwards signals to (the main process's).
+static INIT_FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 
 /// Signals passed down the chain.
 const FORWARDED: [c_int; 6] = [
@@ -34,7 +39,13 @@ const FORWARDED: [c_int; 6] = [
 ];
 
 extern "C" fn forward(signal: c_int) {
-    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    // SAFETY: getpid(2) is async-signal-safe.
+    let in_init = unsafe { libc::getpid() } == 1;
+    let pid = if in_init {
+        INIT_FORWARD_TO.load(Ordering::SeqCst)
+    } else {
+        SHIM_FORWARD_TO.load(Ordering::SeqCst)
+    };
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe {
@@ -81,10 +92,15 @@ pub(crate) struct SandboxPlan {
     pub(crate) exec: ExecPlan,
     /// The stack the main process runs on between `clone` and `execve`.
     pub(crate) stack: Vec<u8>,
+    /// The stack the init runs on.
+    pub(crate) init_stack: Vec<u8>,
+    /// Why the init could not start the main process (an errno), or 0; the init writes it
+    /// for the shim, whose memory it shares.
+    pub(crate) init_error: AtomicI32,
 }
 
-/// Bytes of the stack the main process uses until it execs.
-pub(crate) const MAIN_STACK_BYTES: usize = 64 * 1024;
+/// Bytes of each stack the init and the main process use.
+pub(crate) const STACK_BYTES: usize = 64 * 1024;
 
 /// The program, arguments and environment of the main process, as `execve` takes them.
 #[derive(Debug)]
@@ -158,8 +174,12 @@ fn code_of(status: c_int) -> c_int {
     }
 }
 
-unsafe fn install_forwarding(target: c_int) {
-    FORWARD_TO.store(target, Ordering::SeqCst);
+unsafe fn install_forwarding(target: c_int, in_init: bool) {
+    if in_init {
+        INIT_FORWARD_TO.store(target, Ordering::SeqCst);
+    } else {
+        SHIM_FORWARD_TO.store(target, Ordering::SeqCst);
+    }
     // SAFETY (whole function): sigaction(2) with a zeroed, then filled, struct.
     unsafe {
         for signal in FORWARDED {
@@ -217,6 +237,46 @@ extern "C" fn main_process(plan: *mut libc::c_void) -> c_int {
     }
 }
 
+/// What the init gets from the shim (on the shim's stack, which it shares).
+struct InitStart<'a> {
+    plan: &'a SandboxPlan,
+    ready_read: c_int,
+    ready_write: c_int,
+}
+
+/// The entry point of the init (pid 1 of the container's pid namespace).
+extern "C" fn init_process(start: *mut libc::c_void) -> c_int {
+    // SAFETY: `start` points to the shim's `InitStart`, alive while the shim waits on the
+    // ready pipe; after that the init uses only its own copy of the descriptors and the
+    // plan, which the shim never frees (it exits instead of returning).
+    unsafe {
+        let start = &*(start as *const InitStart<'_>);
+        let (plan, ready_write) = (start.plan, start.ready_write);
+        libc::close(start.ready_read);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        match plan.start_main() {
+            Ok(main) => {
+                install_forwarding(main, true);
+                libc::close(ready_write);
+                close_all();
+                set_signal_mask(libc::SIG_SETMASK, false);
+                wait_and_exit(main, true);
+            }
+            Err(err) => {
+                let code = err.raw_os_error().filter(|c| *c != 0).unwrap_or(libc::EIO);
+                plan.init_error.store(code, Ordering::SeqCst);
+                libc::_exit(255);
+            }
+        }
+    }
+}
+
 /// Waits for `child` (or, for the init, reaps any orphan until `child` ends) and exits
 /// with its status.
 unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
@@ -259,36 +319,61 @@ impl SandboxPlan {
                 libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
             ))?;
             set_signal_mask(libc::SIG_BLOCK, true);
-            let init = check(libc::fork())?;
-            if init > 0 {
-                install_forwarding(init);
-                close_all();
-                set_signal_mask(libc::SIG_SETMASK, false);
-                wait_and_exit(init, false);
-            }
-            // The init: pid 1 of the new namespace.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
+            // The init shares the shim's memory (no copy of the page tables of the process
+            // that forked the shim): it runs on its own stack and says through `ready`
+            // when the main process has exec'd, or through `init_error` why it failed.
+            let mut ready = [0 as c_int; 2];
+            check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC))?;
+            let start = InitStart {
+                plan: self,
+                ready_read: ready[0],
+                ready_write: ready[1],
+            };
+            let stack_top = self.init_stack.as_ptr().add(self.init_stack.len()) as usize & !0xf;
+            let init = libc::clone(
+                init_process,
+                stack_top as *mut libc::c_void,
+                libc::CLONE_VM | libc::SIGCHLD,
+                &start as *const InitStart<'_> as *mut libc::c_void,
             );
+            let clone_error = io::Error::last_os_error();
+            libc::close(ready[1]);
+            if init == -1 {
+                libc::close(ready[0]);
+                return Err(clone_error);
+            }
+            // Signals are blocked: the read ends at EOF, when the init has closed its end.
+            let mut byte = 0u8;
+            while libc::read(ready[0], (&mut byte as *mut u8).cast(), 1) > 0 {}
+            libc::close(ready[0]);
+            let failed = self.init_error.load(Ordering::SeqCst);
+            if failed != 0 {
+                let mut status = 0;
+                libc::waitpid(init, &mut status, 0);
+                return Err(io::Error::from_raw_os_error(failed));
+            }
+            install_forwarding(init, false);
+            close_all();
+            set_signal_mask(libc::SIG_SETMASK, false);
+            wait_and_exit(init, false);
+        }
+    }
+
+    /// The init, after `clone`: mounts, pivots and starts the main process, whose pid it
+    /// returns once the main process has exec'd (or failed to, and exited 127).
+    unsafe fn start_main(&self) -> io::Result<c_int> {
+        // SAFETY (whole function): raw system calls on data prepared by the parent.
+        unsafe {
             self.mount_root()?;
             // The main process shares the init's memory until it execs (the init waits
-            // meanwhile): no copy of the page tables of the (possibly large) process that
-            // forked the shim, and none to tear down at exec.
+            // meanwhile): no page tables copied, none to tear down at exec.
             let stack_top = self.stack.as_ptr().add(self.stack.len()) as usize & !0xf;
-            let main = check(libc::clone(
+            check(libc::clone(
                 main_process,
                 stack_top as *mut libc::c_void,
                 libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
                 self as *const SandboxPlan as *mut libc::c_void,
-            ))?;
-            install_forwarding(main);
-            close_all();
-            set_signal_mask(libc::SIG_SETMASK, false);
-            wait_and_exit(main, true);
+            ))
         }
     }
 
