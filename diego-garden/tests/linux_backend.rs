@@ -367,3 +367,93 @@ async fn tarball_rootfs_bind_mounts_and_users() {
     fixture.backend.destroy("tarball-2").await.unwrap();
     fixture.assert_clean();
 }
+
+/// The main process execs by itself: programs are found by absolute path, by `PATH`, by a
+/// path relative to the working directory and inside bind mounts; a missing one fails to
+/// start, one that cannot be exec'd exits 127 with the reason on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_are_found_where_execve_would_find_them() {
+    let Some(fixture) = fixture("exec") else {
+        return;
+    };
+    let tools = fixture.dir.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::write(tools.join("hello"), "#!/bin/sh\necho hello from $0\n").unwrap();
+    std::fs::write(tools.join("plain"), "not a program\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tools.join("hello"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut spec = ContainerSpec::new("exec");
+    spec.bind_mounts.push(BindMount {
+        src_path: tools.display().to_string(),
+        dst_path: "/tools".to_string(),
+        read_only: true,
+    });
+    let container = fixture.backend.create(spec).await.unwrap();
+    let run = |spec: ProcessSpec| {
+        let container = Arc::clone(&container);
+        async move {
+            let process = container.run(spec).await?;
+            let status = process.wait().await?;
+            let out = collect(process.stdout()).await.unwrap();
+            let err = collect(process.stderr()).await.unwrap();
+            Ok::<_, Error>((
+                status,
+                String::from_utf8_lossy(&out).into_owned(),
+                String::from_utf8_lossy(&err).into_owned(),
+            ))
+        }
+    };
+    let (status, out, _) = run(ProcessSpec::new("/tools/hello")).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(out, "hello from /tools/hello\n");
+    let mut relative = ProcessSpec::new("./hello");
+    relative.dir = Some("/tools".to_string());
+    let (status, out, _) = run(relative).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(out, "hello from ./hello\n");
+    let mut by_path = ProcessSpec::new("echo");
+    by_path.args = vec!["found".to_string(), "on PATH".to_string()];
+    let (status, out, _) = run(by_path).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(out, "found on PATH\n");
+    assert!(matches!(
+        run(ProcessSpec::new("no-such-program")).await,
+        Err(Error::ProcessStart { .. })
+    ));
+    let (status, _, err) = run(ProcessSpec::new("/tools/plain")).await.unwrap();
+    assert_eq!(status.code, 127, "{status}");
+    assert!(err.contains("cannot exec"), "{err}");
+    fixture.backend.destroy("exec").await.unwrap();
+    fixture.assert_clean();
+}
+
+/// When the init cannot prepare the container's mounts (here a bind mount source removed
+/// after create), `run` fails to start the process and nothing is left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_setup_fails_to_start() {
+    let Some(fixture) = fixture("setup") else {
+        return;
+    };
+    let gone = fixture.dir.join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let mut spec = ContainerSpec::new("setup");
+    spec.bind_mounts.push(BindMount {
+        src_path: gone.display().to_string(),
+        dst_path: "/gone".to_string(),
+        read_only: false,
+    });
+    let container = fixture.backend.create(spec).await.unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    match container.run(ProcessSpec::new("/bin/true")).await {
+        Err(Error::ProcessStart { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{source}");
+        }
+        Err(other) => panic!("expected ProcessStart, got {other}"),
+        Ok(_) => panic!("a process started without its bind mount"),
+    }
+    std::fs::create_dir_all(&gone).unwrap();
+    let (status, _, err) = sh(&container, "true").await;
+    assert!(status.success(), "{status}: {err}");
+    fixture.backend.destroy("setup").await.unwrap();
+    fixture.assert_clean();
+}

@@ -222,13 +222,16 @@ impl Cgroup {
             .map(|(_, d)| d.as_path())
     }
 
-    /// The `cgroup.procs` files a process writes its pid to, to join.
-    pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
-            .dirs
-            .iter()
-            .map(|(_, d)| d.join("cgroup.procs"))
-            .collect();
+    /// The files a process writes `0` (itself) to, to join: `tasks` in each v1 hierarchy,
+    /// `cgroup.procs` in v2.
+    ///
+    /// In v1, moving the calling thread through `tasks` skips the global
+    /// threadgroup lock (a percpu rwsem whose write side waits for an RCU grace period)
+    /// that a `cgroup.procs` write takes; a freshly forked child has a single thread, so
+    /// moving it moves the whole process, and everything it forks follows.
+    pub(crate) fn join_files(&self) -> Vec<PathBuf> {
+        let name = if self.v2 { "cgroup.procs" } else { "tasks" };
+        let mut files: Vec<PathBuf> = self.dirs.iter().map(|(_, d)| d.join(name)).collect();
         files.sort();
         files.dedup();
         files

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 use self::cgroup::{Cgroup, CgroupLayout};
 use self::rootfs::{Overlay, RootfsResolver};
-use self::sandbox::{PlannedBind, SandboxPlan};
+use self::sandbox::{ExecPlan, PlannedBind, SandboxPlan, STACK_BYTES};
 use crate::backend::{Container, ContainerBackend};
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
@@ -369,6 +369,45 @@ impl Isolation for NamespaceIsolation {
     ) -> Result<tokio::process::Command> {
         let root = &sandbox.overlay.root;
         let program = find_program(&spec.path, env, root);
+        // The main process execs by itself (see the sandbox module), so a program that is
+        // not there is reported here rather than as an exec failure. A relative path is
+        // taken from the working directory, as `execve` would; a bare name that no `PATH`
+        // entry holds is not found.
+        let in_container = if program.is_absolute() || !program.to_string_lossy().contains('/') {
+            program.clone()
+        } else {
+            Path::new(dir).join(&program)
+        };
+        // Under a bind mount the host's view of the root shows only the mount point: such
+        // programs are left to `execve` (which reports a failure as exit 127).
+        let found = in_container.is_absolute()
+            && archive::resolve_in_root(root, &in_container.to_string_lossy())
+                .map(|path| {
+                    path.is_file()
+                        || sandbox
+                            .binds
+                            .iter()
+                            .any(|(_, target, _)| path.starts_with(target))
+                })
+                .unwrap_or(false);
+        if !found {
+            return Err(Error::ProcessStart {
+                path: spec.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such executable in the container",
+                ),
+            });
+        }
+        let program_c = cstring(&program)?;
+        let mut exec_args = vec![program_c.clone()];
+        for arg in &spec.args {
+            exec_args.push(cstr(arg)?);
+        }
+        let exec_env = env
+            .iter()
+            .map(|(name, value)| cstr(&format!("{name}={value}")))
+            .collect::<Result<Vec<_>>>()?;
         let under_root = |sub: &str| cstring(&root.join(sub));
         let mut devices = Vec::new();
         for name in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -397,9 +436,9 @@ impl Isolation for NamespaceIsolation {
             None => None,
         };
         let plan = SandboxPlan {
-            cgroup_procs: sandbox
+            cgroup_join: sandbox
                 .cgroup
-                .procs_files()
+                .join_files()
                 .iter()
                 .map(|p| cstring(p))
                 .collect::<Result<_>>()?,
@@ -415,6 +454,10 @@ impl Isolation for NamespaceIsolation {
             cwd: cstr(dir)?,
             nofile: spec.limits.nofile.or(limits.nofile),
             user,
+            exec: ExecPlan::new(program_c, exec_args, exec_env),
+            stack: vec![0; STACK_BYTES],
+            init_stack: vec![0; STACK_BYTES],
+            init_error: std::sync::atomic::AtomicI32::new(0),
         };
         let mut command = tokio::process::Command::new(program);
         command

@@ -1,10 +1,15 @@
 //! What runs between `fork` and `exec` for a process of a Linux container.
 //!
 //! The forked child (the *shim*) joins the container's cgroups, unshares mount, uts, ipc
-//! and pid namespaces and forks the container's *init* (pid 1 of the new pid namespace).
+//! and pid namespaces and clones the container's *init* (pid 1 of the new pid namespace)
+//! with `CLONE_VM`: the init runs on its own stack in the shim's memory, and tells the
+//! shim through a pipe when the main process has exec'd (or why it could not start it).
 //! The init mounts `/proc`, a minimal `/dev` and the bind mounts, pivots into the
-//! container's root and forks the *main* process, which execs the program. The shim and
-//! the init forward SIGTERM (and other catchable signals) down the chain and exit with
+//! container's root and starts the *main* process with `clone(CLONE_VM | CLONE_VFORK)`:
+//! it shares the init's memory (no page tables copied from the large process that forked
+//! the shim) until it execs the program, prepared as `execve` arguments beforehand; a
+//! failed exec exits 127 with the reason on stderr. The shim and the init forward SIGTERM
+//! (and other catchable signals) down the chain and exit with
 //! the main process's status (`128 + n` after signal `n`). Killing the shim kills the
 //! init (parent-death signal), and with it the whole pid namespace.
 //!
@@ -16,9 +21,12 @@ use std::io;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The pid signals are forwarded to, in the shim (the init's) and in the init (main's).
-/// Each process has its own copy after `fork`.
-static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// The pid the shim forwards signals to (the init's). The shim and the init share their
+/// memory, so each has its own variable; the handler tells them apart by pid (the init
+/// is pid 1 of its namespace, the shim never is).
+static SHIM_FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// The pid the init forwards signals to (the main process's).
+static INIT_FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 
 /// Signals passed down the chain.
 const FORWARDED: [c_int; 6] = [
@@ -31,7 +39,13 @@ const FORWARDED: [c_int; 6] = [
 ];
 
 extern "C" fn forward(signal: c_int) {
-    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    // SAFETY: getpid(2) is async-signal-safe.
+    let in_init = unsafe { libc::getpid() } == 1;
+    let pid = if in_init {
+        INIT_FORWARD_TO.load(Ordering::SeqCst)
+    } else {
+        SHIM_FORWARD_TO.load(Ordering::SeqCst)
+    };
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
         unsafe {
@@ -51,8 +65,8 @@ pub(crate) struct PlannedBind {
 /// Everything the child needs, prepared in the parent.
 #[derive(Debug)]
 pub(crate) struct SandboxPlan {
-    /// `cgroup.procs` files to join.
-    pub(crate) cgroup_procs: Vec<CString>,
+    /// Files to write `0` (the calling process) to, to join the container's cgroups.
+    pub(crate) cgroup_join: Vec<CString>,
     /// The container's root (the overlay mount) on the host.
     pub(crate) root: CString,
     /// The hostname.
@@ -74,6 +88,56 @@ pub(crate) struct SandboxPlan {
     pub(crate) nofile: Option<u64>,
     /// (uid, gid) to run as.
     pub(crate) user: Option<(u32, u32)>,
+    /// What the main process execs.
+    pub(crate) exec: ExecPlan,
+    /// The stack the main process runs on between `clone` and `execve`.
+    pub(crate) stack: Vec<u8>,
+    /// The stack the init runs on.
+    pub(crate) init_stack: Vec<u8>,
+    /// Why the init could not start the main process (an errno), or 0; the init writes it
+    /// for the shim, whose memory it shares.
+    pub(crate) init_error: AtomicI32,
+}
+
+/// Bytes of each stack the init and the main process use.
+pub(crate) const STACK_BYTES: usize = 64 * 1024;
+
+/// The program, arguments and environment of the main process, as `execve` takes them.
+#[derive(Debug)]
+pub(crate) struct ExecPlan {
+    program: CString,
+    /// Owns the strings `argv` points to.
+    _args: Vec<CString>,
+    /// Owns the strings `envp` points to.
+    _env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into the `CString`s the plan owns (heap memory that moves
+// with it) and are only read.
+unsafe impl Send for ExecPlan {}
+// SAFETY: as above; nothing mutates through them.
+unsafe impl Sync for ExecPlan {}
+
+impl ExecPlan {
+    /// `program` with `args` (the first, `argv[0]`, included) and `env`.
+    pub(crate) fn new(program: CString, args: Vec<CString>, env: Vec<CString>) -> ExecPlan {
+        let pointers = |strings: &[CString]| -> Vec<*const libc::c_char> {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        ExecPlan {
+            argv: pointers(&args),
+            envp: pointers(&env),
+            program,
+            _args: args,
+            _env: env,
+        }
+    }
 }
 
 fn check(ret: c_int) -> io::Result<c_int> {
@@ -99,20 +163,6 @@ unsafe fn write_file(path: &CStr, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The decimal digits of `n` in `buf` (no allocation).
-fn digits(mut n: u32, buf: &mut [u8; 12]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
 /// `128 + n` after signal `n`, else the exit code.
 fn code_of(status: c_int) -> c_int {
     if libc::WIFEXITED(status) {
@@ -124,8 +174,12 @@ fn code_of(status: c_int) -> c_int {
     }
 }
 
-unsafe fn install_forwarding(target: c_int) {
-    FORWARD_TO.store(target, Ordering::SeqCst);
+unsafe fn install_forwarding(target: c_int, in_init: bool) {
+    if in_init {
+        INIT_FORWARD_TO.store(target, Ordering::SeqCst);
+    } else {
+        SHIM_FORWARD_TO.store(target, Ordering::SeqCst);
+    }
     // SAFETY (whole function): sigaction(2) with a zeroed, then filled, struct.
     unsafe {
         for signal in FORWARDED {
@@ -164,6 +218,65 @@ unsafe fn close_all() {
     }
 }
 
+/// The entry point of the main process (see [`SandboxPlan::exec_main`]): execs, or
+/// reports why not on stderr and exits 127.
+extern "C" fn main_process(plan: *mut libc::c_void) -> c_int {
+    // SAFETY: `plan` is the init's `SandboxPlan`, alive while the init waits for the exec.
+    unsafe {
+        let plan = &*(plan as *const SandboxPlan);
+        let error = plan.exec_main().err();
+        let code = error.and_then(|e| e.raw_os_error()).unwrap_or(0);
+        let mut message = *b"diego-garden: cannot exec the program: errno    \n";
+        let mut n = code.clamp(0, 9999);
+        for i in (45..49).rev() {
+            message[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(127);
+    }
+}
+
+/// What the init gets from the shim (on the shim's stack, which it shares).
+struct InitStart<'a> {
+    plan: &'a SandboxPlan,
+    ready_read: c_int,
+    ready_write: c_int,
+}
+
+/// The entry point of the init (pid 1 of the container's pid namespace).
+extern "C" fn init_process(start: *mut libc::c_void) -> c_int {
+    // SAFETY: `start` points to the shim's `InitStart`, alive while the shim waits on the
+    // ready pipe; after that the init uses only its own copy of the descriptors and the
+    // plan, which the shim never frees (it exits instead of returning).
+    unsafe {
+        let start = &*(start as *const InitStart<'_>);
+        let (plan, ready_write) = (start.plan, start.ready_write);
+        libc::close(start.ready_read);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        match plan.start_main() {
+            Ok(main) => {
+                install_forwarding(main, true);
+                libc::close(ready_write);
+                close_all();
+                set_signal_mask(libc::SIG_SETMASK, false);
+                wait_and_exit(main, true);
+            }
+            Err(err) => {
+                let code = err.raw_os_error().filter(|c| *c != 0).unwrap_or(libc::EIO);
+                plan.init_error.store(code, Ordering::SeqCst);
+                libc::_exit(255);
+            }
+        }
+    }
+}
+
 /// Waits for `child` (or, for the init, reaps any orphan until `child` ends) and exits
 /// with its status.
 unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
@@ -187,18 +300,18 @@ unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
 }
 
 impl SandboxPlan {
-    /// Runs in the forked child. Returns `Ok` only in the main process, which then execs;
-    /// the shim and the init never return.
+    /// Runs in the forked child: the shim, the init and the main process, which execs the
+    /// program itself. Returns only on failure, in the shim or in the init before it starts
+    /// the main process.
     ///
     /// # Safety
     /// Call only between `fork` and `exec` (as a `pre_exec` hook).
     pub(crate) unsafe fn enter(&self) -> io::Result<()> {
         // SAFETY (whole function): raw system calls on data prepared by the parent.
         unsafe {
-            let mut buf = [0u8; 12];
-            let pid = digits(libc::getpid() as u32, &mut buf);
-            for procs in &self.cgroup_procs {
-                write_file(procs, pid)?;
+            // Single-threaded after fork: joining as the current thread moves the process.
+            for join in &self.cgroup_join {
+                write_file(join, b"0")?;
             }
             // The shim and the init are tiny; the OOM killer should pick the program.
             let _ = write_file(c"/proc/self/oom_score_adj", b"-1000");
@@ -206,30 +319,69 @@ impl SandboxPlan {
                 libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
             ))?;
             set_signal_mask(libc::SIG_BLOCK, true);
-            let init = check(libc::fork())?;
-            if init > 0 {
-                install_forwarding(init);
-                close_all();
-                set_signal_mask(libc::SIG_SETMASK, false);
-                wait_and_exit(init, false);
-            }
-            // The init: pid 1 of the new namespace.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
+            // The init shares the shim's memory (no copy of the page tables of the process
+            // that forked the shim): it runs on its own stack and says through `ready`
+            // when the main process has exec'd, or through `init_error` why it failed.
+            let mut ready = [0 as c_int; 2];
+            check(libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC))?;
+            let start = InitStart {
+                plan: self,
+                ready_read: ready[0],
+                ready_write: ready[1],
+            };
+            let stack_top = self.init_stack.as_ptr().add(self.init_stack.len()) as usize & !0xf;
+            let init = libc::clone(
+                init_process,
+                stack_top as *mut libc::c_void,
+                libc::CLONE_VM | libc::SIGCHLD,
+                &start as *const InitStart<'_> as *mut libc::c_void,
             );
-            self.mount_root()?;
-            let main = check(libc::fork())?;
-            if main > 0 {
-                install_forwarding(main);
-                close_all();
-                set_signal_mask(libc::SIG_SETMASK, false);
-                wait_and_exit(main, true);
+            let clone_error = io::Error::last_os_error();
+            libc::close(ready[1]);
+            if init == -1 {
+                libc::close(ready[0]);
+                return Err(clone_error);
             }
-            // The main process.
+            // Signals are blocked: the read ends at EOF, when the init has closed its end.
+            let mut byte = 0u8;
+            while libc::read(ready[0], (&mut byte as *mut u8).cast(), 1) > 0 {}
+            libc::close(ready[0]);
+            let failed = self.init_error.load(Ordering::SeqCst);
+            if failed != 0 {
+                let mut status = 0;
+                libc::waitpid(init, &mut status, 0);
+                return Err(io::Error::from_raw_os_error(failed));
+            }
+            install_forwarding(init, false);
+            close_all();
+            set_signal_mask(libc::SIG_SETMASK, false);
+            wait_and_exit(init, false);
+        }
+    }
+
+    /// The init, after `clone`: mounts, pivots and starts the main process, whose pid it
+    /// returns once the main process has exec'd (or failed to, and exited 127).
+    unsafe fn start_main(&self) -> io::Result<c_int> {
+        // SAFETY (whole function): raw system calls on data prepared by the parent.
+        unsafe {
+            self.mount_root()?;
+            // The main process shares the init's memory until it execs (the init waits
+            // meanwhile): no page tables copied, none to tear down at exec.
+            let stack_top = self.stack.as_ptr().add(self.stack.len()) as usize & !0xf;
+            check(libc::clone(
+                main_process,
+                stack_top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                self as *const SandboxPlan as *mut libc::c_void,
+            ))
+        }
+    }
+
+    /// The main process, from `clone` to `execve`: only system calls on the plan, which it
+    /// shares with the (suspended) init.
+    unsafe fn exec_main(&self) -> io::Result<()> {
+        // SAFETY (whole function): raw system calls on data prepared by the parent.
+        unsafe {
             set_signal_mask(libc::SIG_SETMASK, false);
             let _ = write_file(c"/proc/self/oom_score_adj", b"0");
             check(libc::chdir(self.cwd.as_ptr()))?;
@@ -245,7 +397,12 @@ impl SandboxPlan {
                 check(libc::setgid(gid))?;
                 check(libc::setuid(uid))?;
             }
-            Ok(())
+            libc::execve(
+                self.exec.program.as_ptr(),
+                self.exec.argv.as_ptr(),
+                self.exec.envp.as_ptr(),
+            );
+            Err(io::Error::last_os_error())
         }
     }
 
@@ -343,13 +500,6 @@ impl SandboxPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digits_are_written_without_allocating() {
-        let mut buf = [0u8; 12];
-        assert_eq!(digits(0, &mut buf), b"0");
-        assert_eq!(digits(4_194_304, &mut buf), b"4194304");
-    }
 
     #[test]
     fn statuses_map_to_codes() {
