@@ -182,16 +182,6 @@ impl DiegoIndex {
             return;
         }
         for (i, new) in cells.iter().enumerate() {
-            // Start the memory reads of a changed cell a few cells ahead, so cells not
-            // in the cache are fetched side by side rather than one after the other.
-            if let (Some(ahead), Some(old)) = (cells.get(i + AHEAD), self.snapshots.get(i + AHEAD))
-            {
-                if !std::ptr::eq(old.as_ptr(), Arc::as_ptr(ahead)) {
-                    if let Some(c) = self.cells.get(i + AHEAD) {
-                        warm(ahead, c);
-                    }
-                }
-            }
             if std::ptr::eq(self.snapshots[i].as_ptr(), Arc::as_ptr(new)) {
                 if self.dirty[i] {
                     self.refresh(i as u32, new, config);
@@ -699,24 +689,6 @@ fn cell_base(c: &IndexedCell, total: &CellCapacity, config: &DiegoConfig) -> f64
         config.starting_container_weight,
         config.bin_pack_first_fit_weight,
     )
-}
-
-/// How many cells ahead [`DiegoIndex::sync`] starts reading a changed cell.
-const AHEAD: usize = 8;
-
-/// Touches what [`DiegoIndex::refresh`] reads first of a changed cell (its LRP list, the
-/// index's list of its processes, its rootfs providers), so that the loads overlap.
-fn warm(s: &CellState, c: &IndexedCell) {
-    std::hint::black_box(s.lrps.first().map(|l| l.key.index));
-    std::hint::black_box(s.lrps.get(c.guids.len()).map(|l| l.key.index));
-    std::hint::black_box(c.guids.first().map(|g| g.as_str().as_ptr()));
-    std::hint::black_box(
-        s.rootfs_providers
-            .0
-            .iter()
-            .next()
-            .map(|(k, v)| (k.as_bytes().first().copied(), v.len())),
-    );
 }
 
 /// A cell state carrying only what the filters look at.
