@@ -481,10 +481,7 @@ impl DiegoIndex {
     ) -> Result<u32, Error> {
         let memory = i64::from(request.resource.memory_mb);
         let disk = i64::from(request.resource.disk_mb);
-        let holders = self
-            .processes
-            .track(&request.process_guid, &self.cells)
-            .clone();
+        let holders = self.processes.track(&request.process_guid, &self.cells);
         self.zone_counts.iter_mut().for_each(|z| *z = 0);
         {
             let h = &holders;
@@ -769,31 +766,27 @@ impl Processes {
 
     /// The holders of `guid`, tracking it from now on: an untracked process that the
     /// filter may have seen is counted by a scan of the live cells' instances.
-    fn track(&mut self, guid: &ProcessGuid, cells: &[IndexedCell]) -> &Holders {
-        if !self.tracked.contains_key(guid.as_str()) {
-            let mut holders = Holders::Many(Vec::new());
-            if self.untracked.may_contain(guid) {
-                for (i, c) in cells.iter().enumerate() {
-                    if !c.live {
-                        continue;
-                    }
-                    for g in &c.guids {
-                        if same_guid(g, guid) {
-                            holders.add(i as u32);
-                        }
+    fn track(&mut self, guid: &ProcessGuid, cells: &[IndexedCell]) -> Holders {
+        if let Some(h) = self.tracked.get(guid.as_str()) {
+            return h.clone();
+        }
+        let mut holders = Holders::Many(Vec::new());
+        if self.untracked.may_contain(guid) {
+            for (i, c) in cells.iter().enumerate() {
+                if !c.live {
+                    continue;
+                }
+                for g in &c.guids {
+                    if same_guid(g, guid) {
+                        holders.add(i as u32);
                     }
                 }
             }
-            self.tracked.insert(guid.clone(), holders);
         }
-        match self.tracked.get(guid.as_str()) {
-            Some(h) => h,
-            None => &NO_HOLDERS,
-        }
+        self.tracked.insert(guid.clone(), holders.clone());
+        holders
     }
 }
-
-static NO_HOLDERS: Holders = Holders::Many(Vec::new());
 
 /// A Bloom filter of process-guid hashes (two bits per guid); never a false negative.
 #[derive(Debug, Default)]
@@ -888,11 +881,11 @@ mod tests {
         for i in 0..200 {
             let absent = ProcessGuid::new(format!("app-{i}"));
             positives += usize::from(p.untracked.may_contain(&absent));
-            assert!(count(p.track(&absent, &cells)).is_empty());
+            assert!(count(&p.track(&absent, &cells)).is_empty());
         }
         assert!(positives > 0, "the test wants false positives");
         assert_eq!(
-            count(p.track(&ProcessGuid::new("pre-250"), &cells)),
+            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
             [(1, 1)]
         );
         // Tracked from now on: additions and removals are counted exactly.
@@ -900,15 +893,15 @@ mod tests {
         p.add(&ProcessGuid::new("pre-250"), 2);
         p.remove(&ProcessGuid::new("pre-250"), 1);
         assert_eq!(
-            count(p.track(&ProcessGuid::new("pre-250"), &cells)),
+            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
             [(2, 2)]
         );
         p.remove(&ProcessGuid::new("pre-250"), 2);
         p.remove(&ProcessGuid::new("pre-250"), 2);
-        assert!(count(p.track(&ProcessGuid::new("pre-250"), &cells)).is_empty());
+        assert!(count(&p.track(&ProcessGuid::new("pre-250"), &cells)).is_empty());
         p.add(&ProcessGuid::new("pre-250"), 0);
         assert_eq!(
-            count(p.track(&ProcessGuid::new("pre-250"), &cells)),
+            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
             [(0, 1)]
         );
     }
