@@ -13,6 +13,12 @@
 //! checked per round), a cell that reports exactly the work placed on it is taken as it
 //! is (no reordering, no recount), and a changed cell whose LRP list only grew is updated
 //! from the new entries alone.
+//!
+//! Exact per-process counts are kept only for processes that have come up for
+//! placement; the instances of every other process (the bulk of what cells already run)
+//! only set two bits each in a Bloom filter of guid hashes when a cell is ingested. A
+//! process first coming up for placement that the filter has not seen has no instances
+//! anywhere; one it may have seen is counted once by a scan of the cells' instances.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
@@ -50,6 +56,7 @@ impl Holders {
         match self {
             Holders::One(c, n) if *c == cell => *n += 1,
             Holders::One(c, n) => *self = Holders::Many(vec![(*c, *n), (cell, 1)]),
+            Holders::Many(v) if v.is_empty() => *self = Holders::One(cell, 1),
             Holders::Many(v) => match v.iter_mut().find(|h| h.0 == cell) {
                 Some(h) => h.1 += 1,
                 None => v.push((cell, 1)),
@@ -130,7 +137,7 @@ pub(crate) struct DiegoIndex {
     zones: Vec<String>,
     sigs: Vec<Arc<CellState>>,
     buckets: Vec<Bucket>,
-    processes: FxHashMap<ProcessGuid, Holders>,
+    processes: Processes,
     in_flight: i64,
     /// Scratch: instances of the current process per cell.
     mark: Vec<u32>,
@@ -203,13 +210,12 @@ impl DiegoIndex {
         self.zones.clear();
         self.sigs.clear();
         self.buckets.clear();
-        self.processes.clear();
         let instances: usize = cells
             .iter()
             .filter(|c| !c.evacuating)
             .map(|c| c.lrps.len())
             .sum();
-        self.processes.reserve(instances);
+        self.processes.reset(instances);
         self.in_flight = 0;
         let mut zone_sizes: Vec<u32> = Vec::new();
         for (i, state) in cells.iter().enumerate() {
@@ -262,12 +268,9 @@ impl DiegoIndex {
                 self.buckets[b]
                     .cells
                     .insert((Key::of(self.cells[i].base), i as u32));
+                // Nothing is tracked yet: only the filter learns of these processes.
                 for l in &state.lrps {
-                    // Mostly new processes here: one lookup, inserting.
-                    self.processes
-                        .entry(l.key.process_guid.clone())
-                        .and_modify(|h| h.add(i as u32))
-                        .or_insert(Holders::One(i as u32, 1));
+                    self.processes.untracked.insert(&l.key.process_guid);
                 }
             }
         }
@@ -366,24 +369,24 @@ impl DiegoIndex {
                         .all(|(l, p)| same_guid(&l.key.process_guid, p));
                 if !as_placed {
                     for p in &placed {
-                        remove_process(&mut self.processes, p, i);
+                        self.processes.remove(p, i);
                     }
                     for l in suffix {
-                        add_process(&mut self.processes, &l.key.process_guid, i);
+                        self.processes.add(&l.key.process_guid, i);
                     }
                 }
                 guids.extend(suffix.iter().map(|l| l.key.process_guid.clone()));
             } else {
                 for g in &guids {
-                    remove_process(&mut self.processes, g, i);
+                    self.processes.remove(g, i);
                 }
                 guids.clear();
                 guids.extend(new.lrps.iter().map(|l| l.key.process_guid.clone()));
                 for p in &placed {
-                    remove_process(&mut self.processes, p, i);
+                    self.processes.remove(p, i);
                 }
                 for l in &new.lrps {
-                    add_process(&mut self.processes, &l.key.process_guid, i);
+                    self.processes.add(&l.key.process_guid, i);
                 }
             }
             self.in_flight -= self.cells[idx].starting;
@@ -476,12 +479,12 @@ impl DiegoIndex {
         config: &DiegoConfig,
         rng: &mut SmallRng,
     ) -> Result<u32, Error> {
-        let guid = request.process_guid.as_str();
         let memory = i64::from(request.resource.memory_mb);
         let disk = i64::from(request.resource.disk_mb);
-        let holders = self.processes.get(guid).cloned();
+        let holders = self.processes.track(&request.process_guid, &self.cells);
         self.zone_counts.iter_mut().for_each(|z| *z = 0);
-        if let Some(h) = &holders {
+        {
+            let h = &holders;
             for (c, n) in holders_pairs(h) {
                 self.mark[c as usize] = n;
                 self.zone_counts[self.cells[c as usize].zone as usize] += n;
@@ -531,7 +534,8 @@ impl DiegoIndex {
                     }
                 }
             }
-            if let Some(h) = &holders {
+            {
+                let h = &holders;
                 for (cell, n) in holders_pairs(h) {
                     let c = &self.cells[cell as usize];
                     if !c.live
@@ -559,7 +563,8 @@ impl DiegoIndex {
             }
             g = end;
         }
-        if let Some(h) = &holders {
+        {
+            let h = &holders;
             for (c, _) in holders_pairs(h) {
                 self.mark[c as usize] = 0;
             }
@@ -572,7 +577,7 @@ impl DiegoIndex {
                     0
                 };
                 self.reserve(cell, memory + proxy, disk, false, config);
-                add_process(&mut self.processes, &request.process_guid, cell);
+                self.processes.add(&request.process_guid, cell);
                 self.cells[cell as usize]
                     .placed
                     .push(request.process_guid.clone());
@@ -722,19 +727,182 @@ fn same_guid(a: &ProcessGuid, b: &ProcessGuid) -> bool {
     std::ptr::eq(x, y) || x == y
 }
 
-fn add_process(processes: &mut FxHashMap<ProcessGuid, Holders>, guid: &ProcessGuid, cell: u32) {
-    match processes.get_mut(guid.as_str()) {
-        Some(h) => h.add(cell),
-        None => {
-            processes.insert(guid.clone(), Holders::One(cell, 1));
+/// Per-process instance counts, kept exactly for the processes work has been placed for
+/// (*tracked*), while every other instance a cell reports only sets bits in a filter of
+/// process-guid hashes: ingesting a cell's instances costs a hash of each guid, not a map
+/// insertion, and a process the filter has never seen needs no search when it first
+/// comes up for placement. A process the filter may have seen is counted, once, by a
+/// scan of every cell's instances when it is first tracked.
+#[derive(Debug, Default)]
+struct Processes {
+    tracked: FxHashMap<ProcessGuid, Holders>,
+    untracked: Bloom,
+}
+
+impl Processes {
+    /// Forgets everything; `instances` is about how many the filter will hold.
+    fn reset(&mut self, instances: usize) {
+        self.tracked.clear();
+        self.untracked.reset(instances);
+    }
+
+    /// Counts one more instance of `guid` on `cell`.
+    fn add(&mut self, guid: &ProcessGuid, cell: u32) {
+        match self.tracked.get_mut(guid.as_str()) {
+            Some(h) => h.add(cell),
+            None => self.untracked.insert(guid),
         }
+    }
+
+    /// Counts one instance fewer of `guid` on `cell` (untracked processes: nothing to do,
+    /// the filter only ever errs towards a search).
+    fn remove(&mut self, guid: &ProcessGuid, cell: u32) {
+        if let Some(h) = self.tracked.get_mut(guid.as_str()) {
+            if h.remove(cell) {
+                *h = Holders::Many(Vec::new());
+            }
+        }
+    }
+
+    /// The holders of `guid`, tracking it from now on: an untracked process that the
+    /// filter may have seen is counted by a scan of the live cells' instances.
+    fn track(&mut self, guid: &ProcessGuid, cells: &[IndexedCell]) -> Holders {
+        if let Some(h) = self.tracked.get(guid.as_str()) {
+            return h.clone();
+        }
+        let mut holders = Holders::Many(Vec::new());
+        if self.untracked.may_contain(guid) {
+            for (i, c) in cells.iter().enumerate() {
+                if !c.live {
+                    continue;
+                }
+                for g in &c.guids {
+                    if same_guid(g, guid) {
+                        holders.add(i as u32);
+                    }
+                }
+            }
+        }
+        self.tracked.insert(guid.clone(), holders.clone());
+        holders
     }
 }
 
-fn remove_process(processes: &mut FxHashMap<ProcessGuid, Holders>, guid: &ProcessGuid, cell: u32) {
-    if let Some(h) = processes.get_mut(guid.as_str()) {
-        if h.remove(cell) {
-            processes.remove(guid.as_str());
+/// A Bloom filter of process-guid hashes (two bits per guid); never a false negative.
+#[derive(Debug, Default)]
+struct Bloom {
+    words: Vec<u64>,
+}
+
+impl Bloom {
+    fn reset(&mut self, entries: usize) {
+        // About 32 bits per entry: under 0.5% false positives at two bits per guid.
+        let bits = entries.saturating_mul(32).next_power_of_two().max(4096);
+        self.words.clear();
+        self.words.resize(bits / 64, 0);
+    }
+
+    fn bits(&self, guid: &ProcessGuid) -> (usize, usize) {
+        let mut h = crate::hash::FxHasher::default();
+        std::hash::Hasher::write(&mut h, guid.as_str().as_bytes());
+        let mut x = std::hash::Hasher::finish(&h);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        let mask = (self.words.len() * 64).wrapping_sub(1);
+        ((x as usize) & mask, ((x >> 32) as usize) & mask)
+    }
+
+    fn insert(&mut self, guid: &ProcessGuid) {
+        if self.words.is_empty() {
+            self.reset(0);
         }
+        let (a, b) = self.bits(guid);
+        self.words[a / 64] |= 1 << (a % 64);
+        self.words[b / 64] |= 1 << (b % 64);
+    }
+
+    fn may_contain(&self, guid: &ProcessGuid) -> bool {
+        if self.words.is_empty() {
+            return false;
+        }
+        let (a, b) = self.bits(guid);
+        self.words[a / 64] & (1 << (a % 64)) != 0 && self.words[b / 64] & (1 << (b % 64)) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell_with(guids: &[&str]) -> IndexedCell {
+        IndexedCell {
+            cell_id: CellId::new("c"),
+            guids: guids.iter().map(ProcessGuid::new).collect(),
+            live: true,
+            zone: 0,
+            sig: 0,
+            bucket: 0,
+            zone_index: 0,
+            avail_memory: 0,
+            avail_disk: 0,
+            avail_containers: 0,
+            starting: 0,
+            tasks: 0,
+            base: 0.0,
+            placed: Vec::new(),
+        }
+    }
+
+    fn count(h: &Holders) -> Vec<(u32, u32)> {
+        let mut v: Vec<_> = holders_pairs(h).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Every path of `Processes::track`: never seen, seen (counted by a scan), and a
+    /// filter false positive (a scan that finds nothing), on a filter small enough to
+    /// be full of false positives.
+    #[test]
+    fn tracking_counts_exactly_whatever_the_filter_says() {
+        let names: Vec<String> = (0..600).map(|i| format!("pre-{i}")).collect();
+        let cells: Vec<IndexedCell> = names
+            .chunks(200)
+            .map(|c| cell_with(&c.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        let mut p = Processes::default();
+        p.reset(0);
+        for c in &cells {
+            for g in &c.guids {
+                p.untracked.insert(g);
+            }
+        }
+        let mut positives = 0;
+        for i in 0..200 {
+            let absent = ProcessGuid::new(format!("app-{i}"));
+            positives += usize::from(p.untracked.may_contain(&absent));
+            assert!(count(&p.track(&absent, &cells)).is_empty());
+        }
+        assert!(positives > 0, "the test wants false positives");
+        assert_eq!(
+            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
+            [(1, 1)]
+        );
+        // Tracked from now on: additions and removals are counted exactly.
+        p.add(&ProcessGuid::new("pre-250"), 2);
+        p.add(&ProcessGuid::new("pre-250"), 2);
+        p.remove(&ProcessGuid::new("pre-250"), 1);
+        assert_eq!(
+            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
+            [(2, 2)]
+        );
+        p.remove(&ProcessGuid::new("pre-250"), 2);
+        p.remove(&ProcessGuid::new("pre-250"), 2);
+        assert!(count(&p.track(&ProcessGuid::new("pre-250"), &cells)).is_empty());
+        p.add(&ProcessGuid::new("pre-250"), 0);
+        assert_eq!(
+            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
+            [(0, 1)]
+        );
     }
 }
