@@ -41,7 +41,7 @@ async fn fake_cluster_rate() -> anyhow::Result<f64> {
     let factory: BackendFactory = Arc::new(|_| {
         let b = FakeBackend::new();
         b.set_program("/app/server", |_| FakeScript::new().then(FakeStep::Forever));
-        Arc::new(b) as Arc<dyn ContainerBackend>
+        Ok(Arc::new(b) as Arc<dyn ContainerBackend>)
     });
     let c = Cluster::builder(factory)
         .cells(1_000)
@@ -79,13 +79,9 @@ fn fixture_app() -> Option<PathBuf> {
 
 async fn process_cluster(dir: &std::path::Path, cells: usize) -> anyhow::Result<Cluster> {
     let base = dir.to_path_buf();
-    let factory: BackendFactory =
-        Arc::new(
-            move |id| match ProcessBackend::new(base.join(id.as_str())) {
-                Ok(b) => Arc::new(b) as Arc<dyn ContainerBackend>,
-                Err(e) => panic!("cannot make a process backend: {e}"),
-            },
-        );
+    let factory: BackendFactory = Arc::new(move |id| {
+        Ok(Arc::new(ProcessBackend::new(base.join(id.as_str()))?) as Arc<dyn ContainerBackend>)
+    });
     Ok(Cluster::builder(factory)
         .cells(cells)
         .executor_config(|c| ExecutorConfig {

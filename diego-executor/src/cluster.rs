@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::rep::{LocalReps, Rep, RepConfig};
 use crate::{CheckProber, Executor, ExecutorConfig, Resources};
 
-/// Makes the container backend of a new cell.
-pub type BackendFactory = Arc<dyn Fn(&CellId) -> Arc<dyn ContainerBackend> + Send + Sync>;
+/// Makes the container backend of a new cell (an error stops the cell from starting).
+pub type BackendFactory =
+    Arc<dyn Fn(&CellId) -> diego_garden::Result<Arc<dyn ContainerBackend>> + Send + Sync>;
 /// Makes the health-check prober of a new cell (default: the network prober).
 pub type ProberFactory =
     Arc<dyn Fn(&CellId, &Arc<dyn ContainerBackend>) -> Arc<dyn CheckProber> + Send + Sync>;
@@ -270,7 +271,7 @@ impl Cluster {
             CellId::new(format!("cell-{}", *n))
         };
         let b = &self.builder;
-        let backend = (b.backend)(&id);
+        let backend = (b.backend)(&id)?;
         let config = (b.executor)(ExecutorConfig {
             cell_id: id.to_string(),
             owner_name: format!("executor-{id}"),

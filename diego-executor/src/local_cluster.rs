@@ -113,13 +113,7 @@ impl LocalCluster {
         })?;
         let base = opts.work_dir.clone();
         let factory: BackendFactory = Arc::new(move |id| {
-            match ProcessBackend::new(base.join(id.as_str())) {
-                Ok(b) => Arc::new(b) as Arc<dyn ContainerBackend>,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot create a process backend; using the fake one");
-                    Arc::new(diego_garden::FakeBackend::new()) as Arc<dyn ContainerBackend>
-                }
-            }
+            Ok(Arc::new(ProcessBackend::new(base.join(id.as_str()))?) as Arc<dyn ContainerBackend>)
         });
         let logs = Arc::new(RingBufferLogSink::new(1_000));
         let mut sinks: Vec<Arc<dyn LogSink>> = vec![logs.clone()];

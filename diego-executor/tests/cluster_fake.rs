@@ -46,7 +46,7 @@ fn fake_backends() -> (BackendFactory, Arc<parking_lot::Mutex<Vec<FakeBackend>>>
             FakeScript::new().then(FakeStep::Forever)
         });
         seen.lock().push(b.clone());
-        Arc::new(b) as Arc<dyn ContainerBackend>
+        Ok(Arc::new(b) as Arc<dyn ContainerBackend>)
     });
     (factory, all)
 }

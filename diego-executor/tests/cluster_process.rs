@@ -18,8 +18,7 @@ async fn cluster(name: &str) -> (Cluster, std::path::PathBuf) {
     let _ = std::fs::remove_dir_all(&dir);
     let base = dir.clone();
     let factory: BackendFactory = Arc::new(move |id| {
-        let backend = ProcessBackend::new(base.join(id.as_str())).expect("a process backend");
-        Arc::new(backend) as Arc<dyn ContainerBackend>
+        Ok(Arc::new(ProcessBackend::new(base.join(id.as_str()))?) as Arc<dyn ContainerBackend>)
     });
     let c = Cluster::builder(factory)
         .cells(2)
@@ -178,8 +177,7 @@ async fn quick_cluster(name: &str, cells: usize) -> (Cluster, std::path::PathBuf
     let _ = std::fs::remove_dir_all(&dir);
     let base = dir.clone();
     let factory: BackendFactory = Arc::new(move |id| {
-        let backend = ProcessBackend::new(base.join(id.as_str())).expect("a process backend");
-        Arc::new(backend) as Arc<dyn ContainerBackend>
+        Ok(Arc::new(ProcessBackend::new(base.join(id.as_str()))?) as Arc<dyn ContainerBackend>)
     });
     let c = Cluster::builder(factory)
         .cells(cells)

@@ -116,21 +116,17 @@ impl Rep {
         ));
 
         // LRP instances, largest memory first; memory (plus proxy memory) checked up front.
-        let mut units: Vec<(&LrpStartRequest, i32)> = work
+        let mut units: Vec<(usize, &LrpStartRequest, i32)> = work
             .lrps
             .iter()
-            .flat_map(|r| r.indices.iter().map(move |i| (r, *i)))
+            .enumerate()
+            .flat_map(|(pos, r)| r.indices.iter().map(move |i| (pos, r, *i)))
             .collect();
-        units.sort_by_key(|(r, _)| std::cmp::Reverse(r.resource.memory_mb));
+        units.sort_by_key(|(_, r, _)| std::cmp::Reverse(r.resource.memory_mb));
         let mut refused: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
         let mut admitted = Vec::new();
-        for (req, index) in units {
+        for (pos, req, index) in units {
             let need = i64::from(req.resource.memory_mb) + i64::from(proxy);
-            let pos = work
-                .lrps
-                .iter()
-                .position(|r| std::ptr::eq(r, req))
-                .unwrap_or_default();
             if need > memory_left {
                 refused.entry(pos).or_default().push(index);
                 continue;
