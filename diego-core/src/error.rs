@@ -66,6 +66,10 @@ pub enum Error {
     /// A stored record could not be read back (corrupt or from an unknown version).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A configuration (file, certificate, key, URL) is unusable; the message names the
+    /// field and the reason.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl Error {
@@ -86,6 +90,7 @@ impl Error {
             Error::ActualLrpCannotBeUnclaimed => "ActualLRPCannotBeUnclaimed",
             Error::Unavailable(_) => "Unavailable",
             Error::InvalidRecord(_) => "InvalidRecord",
+            Error::InvalidConfig(_) => "InvalidConfiguration",
         }
     }
 

@@ -5,6 +5,8 @@
 mod callback;
 mod client;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod types;
 
 pub use callback::HttpCompletionCallback;

@@ -68,6 +68,9 @@ impl ErrorBody {
             "ActualLRPCannotBeUnclaimed" => Error::ActualLrpCannotBeUnclaimed,
             "InvalidRecord" => Error::InvalidRecord(strip(self.message, "invalid record: ")),
             "Unavailable" => Error::Unavailable(strip(self.message, "unavailable: ")),
+            "InvalidConfiguration" => {
+                Error::InvalidConfig(strip(self.message, "invalid configuration: "))
+            }
             _ => Error::Unavailable(self.message),
         }
     }
@@ -349,6 +352,7 @@ mod tests {
             Error::ActualLrpCannotBeUnclaimed,
             Error::Unavailable("x".into()),
             Error::InvalidRecord("y".into()),
+            Error::InvalidConfig("z".into()),
         ];
         for e in errors {
             let body = ErrorBody::of(&e);
