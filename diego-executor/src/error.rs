@@ -73,6 +73,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A daemon's configuration is unusable; the message names the field and the reason.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl Error {

@@ -105,6 +105,8 @@
 pub mod cluster;
 mod config;
 mod container;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 mod download;
 mod duration;
 mod env;
