@@ -1,16 +1,18 @@
 //! `BbsClient`: the BBS over HTTP, implementing [`BbsApi`] so reps, auctioneers and
 //! convergers run unchanged in other processes.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::server::{Empty, LAGGED_EVENT};
+use super::request_id::forward;
+use super::server::{Empty, LAGGED_EVENT, LOG_EVENT};
 use super::types::*;
 use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
 use crate::bbs::BbsApi;
@@ -22,7 +24,11 @@ use crate::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 use crate::task::{DesireTaskRequest, Task};
 
-/// A BBS reached over HTTP.
+/// A followed log stream ([`BbsClient::follow_logs`]).
+pub type LogRecordStream = Pin<Box<dyn Stream<Item = Result<LogRecord>> + Send + 'static>>;
+
+/// A BBS reached over HTTP. Every call carries the current request id
+/// ([`request_id::current`](super::request_id::current)) when there is one.
 #[derive(Clone, Debug)]
 pub struct BbsClient {
     base: String,
@@ -58,9 +64,7 @@ impl BbsClient {
 
     /// `GET /ping`: whether the BBS answers.
     pub async fn ping(&self) -> Result<()> {
-        let resp = self
-            .http
-            .get(format!("{}/ping", self.base))
+        let resp = forward(self.http.get(format!("{}/ping", self.base)))
             .send()
             .await
             .map_err(unavailable)?;
@@ -72,9 +76,7 @@ impl BbsClient {
         path: &str,
         body: &Req,
     ) -> Result<Resp> {
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
+        let resp = forward(self.http.post(format!("{}{}", self.base, path)))
             .json(body)
             .send()
             .await
@@ -85,6 +87,65 @@ impl BbsClient {
             .map_err(|e| Error::Unavailable(format!("unreadable answer from the BBS: {e}")))
     }
 
+    fn logs_url(&self, log_guid: &str) -> Result<reqwest::Url> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| Error::Unavailable(format!("invalid BBS URL {}: {e}", self.base)))?;
+        url.path_segments_mut()
+            .map_err(|()| Error::Unavailable(format!("invalid BBS URL {}", self.base)))?
+            .pop_if_empty()
+            .extend(["v1", "logs", log_guid]);
+        Ok(url)
+    }
+
+    /// `GET /v1/logs/{log_guid}`: the lines the BBS keeps for `log_guid`, oldest first.
+    ///
+    /// # Errors
+    /// `Unavailable` when the BBS is unreachable or serves no logs.
+    pub async fn recent_logs(&self, log_guid: &str) -> Result<Vec<LogRecord>> {
+        let resp = forward(self.http.get(self.logs_url(log_guid)?))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Error::Unavailable(format!("unreadable answer from the BBS: {e}")))
+    }
+
+    /// `GET /v1/logs/{log_guid}?follow=true`: the lines kept for `log_guid`, then new
+    /// ones as they come. The stream ends when the connection does (after an `Err` item
+    /// saying why, unless the server closed it cleanly).
+    ///
+    /// # Errors
+    /// `Unavailable` when the BBS is unreachable or serves no logs.
+    pub async fn follow_logs(&self, log_guid: &str) -> Result<LogRecordStream> {
+        let mut url = self.logs_url(log_guid)?;
+        url.set_query(Some("follow=true"));
+        let resp = forward(self.http.get(url))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let resp = check(resp).await?;
+        let stream = resp
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|item| async move {
+                match item {
+                    Ok(ev) if ev.event == LOG_EVENT => {
+                        Some(serde_json::from_str::<LogRecord>(&ev.data).map_err(|e| {
+                            Error::Unavailable(format!("unreadable log line from the BBS: {e}"))
+                        }))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(Error::Unavailable(format!(
+                        "log stream from the BBS broke: {e}"
+                    )))),
+                }
+            });
+        Ok(Box::pin(stream))
+    }
+
     async fn call<Req: Serialize + ?Sized>(&self, path: &str, body: &Req) -> Result<()> {
         self.post::<Req, Empty>(path, body).await.map(|_| ())
     }
@@ -93,7 +154,10 @@ impl BbsClient {
     where
         E: DeserializeOwned + Send + Sync + 'static,
     {
-        let resp = self.http.get(path).send().await.map_err(unavailable)?;
+        let resp = forward(self.http.get(path))
+            .send()
+            .await
+            .map_err(unavailable)?;
         let resp = check(resp).await?;
         let stream = resp.bytes_stream().eventsource().filter_map(|item| async move {
             let ev = match item {

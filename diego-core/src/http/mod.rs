@@ -1,9 +1,12 @@
 //! The BBS over HTTP (feature `http`): the [`server`] (axum) that serves any
 //! [`BbsApi`](crate::BbsApi), and [`BbsClient`] that implements `BbsApi` against it.
-//! Both share one set of request/response [`types`].
+//! Both share one set of request/response [`types`]. The server can also serve the
+//! lines of a [`RingBufferLogSink`](crate::log_sink::RingBufferLogSink) by log guid,
+//! and every request carries an `X-Vcap-Request-Id` ([`request_id`]).
 
 mod callback;
 mod client;
+pub mod request_id;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -11,4 +14,6 @@ pub mod types;
 
 pub use callback::HttpCompletionCallback;
 pub use client::BbsClient;
-pub use server::{router, serve};
+pub use client::LogRecordStream;
+pub use server::{router, serve, BbsServer};
+pub use types::LogRecord;

@@ -4,13 +4,17 @@
 //! Errors answer with a status by meaning and the body `{"type": ..., "message": ...}`
 //! (`InvalidRequest` also lists every violated field). Bodies over the limit get 413;
 //! malformed or unknown-field bodies get 400, both in the same JSON form.
+//!
+//! With a log sink ([`BbsServer::log_sink`]) it also serves the logs of each log guid:
+//! `GET /v1/logs/{log_guid}` (recent lines) and `?follow=true` (server-sent events).
+//! Every request carries an `X-Vcap-Request-Id` ([`request_id`](super::request_id)).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +32,7 @@ use crate::desired_lrp::DesiredLrp;
 use crate::error::Error;
 use crate::events::{EventItem, EventStream};
 use crate::guid::CellId;
+use crate::log_sink::RingBufferLogSink;
 use crate::task::DesireTaskRequest;
 
 /// Largest request body accepted by default (4 MiB).
@@ -109,13 +114,103 @@ fn done(r: Result<(), Error>) -> ApiResult<Empty> {
     r.map(|()| Json(Empty {})).map_err(ApiError)
 }
 
-/// Builds the API's router over `bbs`, with the default body limit.
+/// Builds the API's router over `bbs`, with the default body limit and no logs.
 pub fn router(bbs: Arc<dyn BbsApi>) -> Router {
-    router_with_limit(bbs, DEFAULT_BODY_LIMIT)
+    BbsServer::new(bbs).router()
 }
 
 /// Builds the API's router over `bbs`, refusing bodies over `body_limit` bytes with 413.
 pub fn router_with_limit(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
+    BbsServer::new(bbs).body_limit(body_limit).router()
+}
+
+/// Serves the API over `bbs` on `listener` until `cancel` fires (in-flight requests
+/// finish). No logs are served; use [`BbsServer`] for them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    bbs: Arc<dyn BbsApi>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    BbsServer::new(bbs).serve(listener, cancel).await
+}
+
+/// The BBS HTTP API, configured: the operations of a [`BbsApi`], and (when given a
+/// [`RingBufferLogSink`]) the logs of each log guid at `GET /v1/logs/{log_guid}`.
+///
+/// Every request gets an `X-Vcap-Request-Id` (see [`request_id`](super::request_id)).
+///
+/// ```
+/// use std::sync::Arc;
+/// use diego_core::http::BbsServer;
+/// use diego_core::log_sink::RingBufferLogSink;
+/// use diego_core::{Bbs, BbsApi};
+///
+/// let bbs: Arc<dyn BbsApi> = Arc::new(Bbs::builder().build());
+/// let logs = Arc::new(RingBufferLogSink::new(1_000));
+/// let app: axum::Router = BbsServer::new(bbs).log_sink(logs).router();
+/// # drop(app);
+/// ```
+#[derive(Clone)]
+pub struct BbsServer {
+    bbs: Arc<dyn BbsApi>,
+    body_limit: usize,
+    logs: Option<Arc<RingBufferLogSink>>,
+}
+
+impl std::fmt::Debug for BbsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BbsServer")
+            .field("body_limit", &self.body_limit)
+            .field("logs", &self.logs.is_some())
+            .finish()
+    }
+}
+
+impl BbsServer {
+    /// The API over `bbs`: default body limit ([`DEFAULT_BODY_LIMIT`]), no logs.
+    pub fn new(bbs: Arc<dyn BbsApi>) -> Self {
+        BbsServer {
+            bbs,
+            body_limit: DEFAULT_BODY_LIMIT,
+            logs: None,
+        }
+    }
+
+    /// Refuses request bodies over `bytes` with 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Serves the lines kept by `logs` (recent and live). Without it the log route
+    /// answers 501 with an `Unavailable` error.
+    pub fn log_sink(mut self, logs: Arc<RingBufferLogSink>) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// The axum router of the API.
+    pub fn router(self) -> Router {
+        let logs = Router::new()
+            .route("/v1/logs/{log_guid}", get(log_lines))
+            .with_state(self.logs);
+        super::request_id::traced(operations(self.bbs, self.body_limit).merge(logs))
+    }
+
+    /// Serves the API on `listener` until `cancel` fires (in-flight requests finish;
+    /// open event and log streams end).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        cancel: CancellationToken,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+    }
+}
+
+fn operations(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
     Router::new()
         .route("/ping", get(ping))
         .route("/v1/ping", post(ping))
@@ -163,17 +258,6 @@ pub fn router_with_limit(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
         .route("/v1/events/tasks", get(task_events))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(bbs)
-}
-
-/// Serves the API on `listener` until `cancel` fires (in-flight requests finish).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    bbs: Arc<dyn BbsApi>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(bbs))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
 }
 
 async fn ping() -> Json<Empty> {
@@ -512,4 +596,53 @@ where
         Ok(event)
     });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// The event name of each line of a followed log stream.
+pub const LOG_EVENT: &str = "log";
+
+/// Query of the log route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    /// Follow new lines (server-sent events) instead of answering the recent ones.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// `GET /v1/logs/{log_guid}`: the lines kept for `log_guid` (a JSON list of
+/// [`LogRecord`]s, oldest first); with `?follow=true`, server-sent events: the lines kept,
+/// then new ones as they come, each as `event: log` with a [`LogRecord`] as data.
+async fn log_lines(
+    State(logs): State<Option<Arc<RingBufferLogSink>>>,
+    Path(log_guid): Path<String>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> Response {
+    let Some(logs) = logs else {
+        let e =
+            Error::Unavailable("this BBS serves no logs: it was started without a log sink".into());
+        return (StatusCode::NOT_IMPLEMENTED, Json(ErrorBody::of(&e))).into_response();
+    };
+    let follow = match query {
+        Ok(Query(q)) => q.follow,
+        Err(rejection) => {
+            let mut v = crate::validation::ValidationErrors::new();
+            v.add("follow", rejection.body_text());
+            return ApiError(Error::InvalidRequest(v)).into_response();
+        }
+    };
+    if !follow {
+        let lines: Vec<LogRecord> = logs.lines(&log_guid).iter().map(LogRecord::from).collect();
+        return Json(lines).into_response();
+    }
+    let events = logs.subscribe(&log_guid).map(|line| {
+        let event = Event::default()
+            .event(LOG_EVENT)
+            .json_data(LogRecord::from(&line))
+            .unwrap_or_else(|_| Event::default().event("error"));
+        Ok::<_, Infallible>(event)
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

@@ -7,7 +7,9 @@ use crate::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
 use crate::desired_lrp::DesiredLrpUpdate;
 use crate::error::Error;
 use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::log_sink::{LogLine, LogStream};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
+use crate::time::Timestamp;
 use crate::validation::{FieldError, ValidationErrors};
 
 /// The body of every error answer: `{"type": ..., "message": ...}` (plus the violated
@@ -318,6 +320,51 @@ impl From<ActualLrpsRequest> for ActualLrpFilter {
             cell_id: r.cell_id,
             process_guid: r.process_guid,
             index: r.index,
+        }
+    }
+}
+
+/// One log line on the wire: an element of `GET /v1/logs/{log_guid}`'s answer, and the
+/// data of each `log` event of `GET /v1/logs/{log_guid}?follow=true`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogRecord {
+    /// Whose line it is (the log guid).
+    pub source_id: String,
+    /// Which part wrote it (`APP/PROC/WEB`, `CELL`, `HEALTH`, ...).
+    pub source_type: String,
+    /// The instance index.
+    pub instance_index: i32,
+    /// `out` or `err`.
+    pub stream: LogStream,
+    /// When it was written (Unix nanoseconds).
+    pub timestamp: Timestamp,
+    /// The line (invalid UTF-8 replaced).
+    pub message: String,
+}
+
+impl From<&LogLine> for LogRecord {
+    fn from(line: &LogLine) -> Self {
+        LogRecord {
+            source_id: line.source_id.clone(),
+            source_type: line.source_type.clone(),
+            instance_index: line.instance_index,
+            stream: line.stream,
+            timestamp: line.timestamp,
+            message: line.text().into_owned(),
+        }
+    }
+}
+
+impl From<LogRecord> for LogLine {
+    fn from(r: LogRecord) -> Self {
+        LogLine {
+            source_id: r.source_id,
+            source_type: r.source_type,
+            instance_index: r.instance_index,
+            stream: r.stream,
+            timestamp: r.timestamp,
+            message: r.message.into(),
         }
     }
 }
