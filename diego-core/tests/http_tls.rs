@@ -26,7 +26,10 @@ impl Pki {
         let cert = params.self_signed(&key).unwrap();
         Pki {
             ca_pem: cert.pem(),
-            ca: CertifiedKey { cert, key_pair: key },
+            ca: CertifiedKey {
+                cert,
+                key_pair: key,
+            },
         }
     }
 
@@ -91,12 +94,8 @@ async fn server_tls_serves_clients_that_trust_its_ca() {
 async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     let pki = Pki::new("diego test ca");
     let (cert, key) = pki.leaf(&["localhost"]);
-    let tls = ServerTls::from_pem(
-        cert.as_bytes(),
-        key.as_bytes(),
-        Some(pki.ca_pem.as_bytes()),
-    )
-    .unwrap();
+    let tls =
+        ServerTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(pki.ca_pem.as_bytes())).unwrap();
     assert!(tls.is_mutual());
     let (url, cancel) = start(tls).await;
 

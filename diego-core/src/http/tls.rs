@@ -221,8 +221,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))
 }
 
 fn certificates(field: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
