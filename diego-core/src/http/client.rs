@@ -2,6 +2,7 @@
 //! convergers run unchanged in other processes.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,11 +30,21 @@ pub type LogRecordStream = Pin<Box<dyn Stream<Item = Result<LogRecord>> + Send +
 
 /// A BBS reached over HTTP. Every call carries the current request id
 /// ([`request_id::current`](super::request_id::current)) when there is one.
+///
+/// Given several URLs ([`BbsClient::with_urls`]), the client fails over: a BBS that
+/// cannot be connected to, or that answers it is [not the active BBS](NOT_ACTIVE_BBS),
+/// is skipped and the next URL is tried; the client then stays with the one that
+/// answered. A request that reached a BBS and failed there is never re-sent elsewhere.
 #[derive(Clone, Debug)]
 pub struct BbsClient {
-    base: String,
+    bases: Arc<[String]>,
+    current: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
+
+/// The start of the message a standby BBS answers every call with (503, kind
+/// `Unavailable`); clients with several BBS URLs move on to the next.
+pub const NOT_ACTIVE_BBS: &str = "not the active BBS";
 
 impl BbsClient {
     /// A client of the BBS at `base_url` (e.g. `http://127.0.0.1:8889`).
@@ -41,34 +52,111 @@ impl BbsClient {
     /// # Errors
     /// The HTTP client could not be built (TLS back end unavailable).
     pub fn new(base_url: impl Into<String>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self::with_client(base_url, http))
+        Ok(Self::with_client(base_url, default_http()?))
+    }
+
+    /// A client of the BBS processes at `urls`, tried in order (see the type's docs).
+    ///
+    /// # Errors
+    /// `InvalidConfig` when `urls` is empty or one is not an `http(s)://` URL; the HTTP
+    /// client could not be built.
+    pub fn with_urls<S: Into<String>>(urls: impl IntoIterator<Item = S>) -> Result<Self> {
+        Self::with_client_urls(urls, default_http()?)
+    }
+
+    /// A client of the BBS processes at `urls` using `http` (TLS, timeouts).
+    ///
+    /// # Errors
+    /// `InvalidConfig` when `urls` is empty or one is not an `http(s)://` URL.
+    pub fn with_client_urls<S: Into<String>>(
+        urls: impl IntoIterator<Item = S>,
+        http: reqwest::Client,
+    ) -> Result<Self> {
+        let bases: Vec<String> = urls
+            .into_iter()
+            .map(|u| u.into().trim_end_matches('/').to_owned())
+            .collect();
+        if bases.is_empty() {
+            return Err(Error::InvalidConfig(
+                "bbs_urls: needs at least one URL".into(),
+            ));
+        }
+        for (i, url) in bases.iter().enumerate() {
+            if reqwest::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(Error::InvalidConfig(format!(
+                    "bbs_urls[{i}]: {url:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
+        Ok(BbsClient {
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
+            http,
+        })
     }
 
     /// A client using `http` (for TLS or timeout settings of the caller's choosing).
     pub fn with_client(base_url: impl Into<String>, http: reqwest::Client) -> Self {
         BbsClient {
-            base: base_url.into().trim_end_matches('/').to_owned(),
+            bases: vec![base_url.into().trim_end_matches('/').to_owned()].into(),
+            current: Arc::new(AtomicUsize::new(0)),
             http,
         }
     }
 
-    /// The BBS's URL.
+    /// The URL of the BBS the client talks to now.
     pub fn base_url(&self) -> &str {
-        &self.base
+        let i = self.current.load(Ordering::Relaxed) % self.bases.len();
+        &self.bases[i]
+    }
+
+    /// Every BBS URL the client knows, in the order given.
+    pub fn urls(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// Sends the request `make` builds for a BBS URL, failing over across the URLs, and
+    /// returns the first successful answer.
+    async fn send(
+        &self,
+        make: impl Fn(&str) -> Result<reqwest::RequestBuilder>,
+    ) -> Result<reqwest::Response> {
+        let n = self.bases.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for step in 0..n {
+            let i = (first + step) % n;
+            let resp = match forward(make(&self.bases[i])?).send().await {
+                Ok(resp) => resp,
+                // Not connected: the request never reached that BBS; try the next.
+                Err(e) if e.is_connect() && n > 1 => {
+                    last = Some(unavailable(e));
+                    continue;
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            match check(resp).await {
+                Ok(resp) => {
+                    if i != first {
+                        self.current.store(i, Ordering::Relaxed);
+                        tracing::info!(url = %self.bases[i], "talking to another BBS");
+                    }
+                    return Ok(resp);
+                }
+                Err(Error::Unavailable(m)) if m.starts_with(NOT_ACTIVE_BBS) && n > 1 => {
+                    last = Some(Error::Unavailable(m));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Unavailable("no BBS URL".into())))
     }
 
     /// `GET /ping`: whether the BBS answers.
     pub async fn ping(&self) -> Result<()> {
-        let resp = forward(self.http.get(format!("{}/ping", self.base)))
-            .send()
+        self.send(|base| Ok(self.http.get(format!("{base}/ping"))))
             .await
-            .map_err(unavailable)?;
-        check(resp).await.map(|_| ())
+            .map(|_| ())
     }
 
     async fn post<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
@@ -76,22 +164,19 @@ impl BbsClient {
         path: &str,
         body: &Req,
     ) -> Result<Resp> {
-        let resp = forward(self.http.post(format!("{}{}", self.base, path)))
-            .json(body)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let resp = check(resp).await?;
+        let resp = self
+            .send(|base| Ok(self.http.post(format!("{base}{path}")).json(body)))
+            .await?;
         resp.json::<Resp>()
             .await
             .map_err(|e| Error::Unavailable(format!("unreadable answer from the BBS: {e}")))
     }
 
-    fn logs_url(&self, log_guid: &str) -> Result<reqwest::Url> {
-        let mut url = reqwest::Url::parse(&self.base)
-            .map_err(|e| Error::Unavailable(format!("invalid BBS URL {}: {e}", self.base)))?;
+    fn logs_url(base: &str, log_guid: &str) -> Result<reqwest::Url> {
+        let mut url = reqwest::Url::parse(base)
+            .map_err(|e| Error::Unavailable(format!("invalid BBS URL {base}: {e}")))?;
         url.path_segments_mut()
-            .map_err(|()| Error::Unavailable(format!("invalid BBS URL {}", self.base)))?
+            .map_err(|()| Error::Unavailable(format!("invalid BBS URL {base}")))?
             .pop_if_empty()
             .extend(["v1", "logs", log_guid]);
         Ok(url)
@@ -102,11 +187,7 @@ impl BbsClient {
     /// # Errors
     /// `Unavailable` when the BBS is unreachable or serves no logs.
     pub async fn recent_logs(&self, log_guid: &str) -> Result<Vec<LogRecord>> {
-        let resp = forward(self.http.get(self.logs_url(log_guid)?))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        check(resp)
+        self.send(|base| Ok(self.http.get(Self::logs_url(base, log_guid)?)))
             .await?
             .json()
             .await
@@ -120,13 +201,13 @@ impl BbsClient {
     /// # Errors
     /// `Unavailable` when the BBS is unreachable or serves no logs.
     pub async fn follow_logs(&self, log_guid: &str) -> Result<LogRecordStream> {
-        let mut url = self.logs_url(log_guid)?;
-        url.set_query(Some("follow=true"));
-        let resp = forward(self.http.get(url))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let resp = check(resp).await?;
+        let resp = self
+            .send(|base| {
+                let mut url = Self::logs_url(base, log_guid)?;
+                url.set_query(Some("follow=true"));
+                Ok(self.http.get(url))
+            })
+            .await?;
         let stream = resp
             .bytes_stream()
             .eventsource()
@@ -154,11 +235,9 @@ impl BbsClient {
     where
         E: DeserializeOwned + Send + Sync + 'static,
     {
-        let resp = forward(self.http.get(path))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let resp = check(resp).await?;
+        let resp = self
+            .send(|base| Ok(self.http.get(format!("{base}{path}"))))
+            .await?;
         let stream = resp.bytes_stream().eventsource().filter_map(|item| async move {
             let ev = match item {
                 Ok(ev) => ev,
@@ -187,6 +266,14 @@ impl BbsClient {
         });
         Ok(Box::pin(stream))
     }
+}
+
+fn default_http() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))
 }
 
 fn unavailable(e: reqwest::Error) -> Error {
@@ -489,7 +576,7 @@ impl BbsApi for BbsClient {
         .await
     }
     async fn subscribe_lrp_events(&self, cell_id: Option<CellId>) -> Result<EventStream<LrpEvent>> {
-        let mut url = format!("{}/v1/events/lrp_instances", self.base);
+        let mut url = "/v1/events/lrp_instances".to_owned();
         if let Some(c) = cell_id {
             url.push_str("?cell_id=");
             url.push_str(c.as_str());
@@ -497,6 +584,6 @@ impl BbsApi for BbsClient {
         self.events(url).await
     }
     async fn subscribe_task_events(&self) -> Result<EventStream<TaskEvent>> {
-        self.events(format!("{}/v1/events/tasks", self.base)).await
+        self.events("/v1/events/tasks".to_owned()).await
     }
 }

@@ -13,7 +13,7 @@ pub mod tls;
 pub mod types;
 
 pub use callback::HttpCompletionCallback;
-pub use client::BbsClient;
 pub use client::LogRecordStream;
+pub use client::{BbsClient, NOT_ACTIVE_BBS};
 pub use server::{router, serve, BbsServer};
 pub use types::LogRecord;
