@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use diego_auction::{AuctionRunner, RunnerConfig};
+use diego_auction::{AuctionRunner, CellClientFactory, RunnerConfig};
 use diego_core::convergence::{ConvergenceConfig, Converger};
 use diego_core::log_sink::LogSink;
-use diego_core::{Bbs, BbsApi, BbsConfig, CellId, Clock, MemoryStore, Store, SystemClock};
+use diego_core::{
+    Bbs, BbsApi, BbsConfig, CellId, Clock, MemoryStore, RepClient, Store, SystemClock,
+};
 use diego_garden::ContainerBackend;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
@@ -25,8 +27,25 @@ pub type BackendFactory =
 pub type ProberFactory =
     Arc<dyn Fn(&CellId, &Arc<dyn ContainerBackend>) -> Arc<dyn CheckProber> + Send + Sync>;
 
+/// How the auctioneer and the BBS reach the cells of a [`Cluster`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RepTransport {
+    /// Direct calls to the reps in this process ([`LocalReps`]).
+    #[default]
+    InProcess,
+    /// Over HTTP (feature `http`): each cell serves its rep's API on `127.0.0.1` (a free
+    /// port, registered in its presence) and the auctioneer and the BBS use
+    /// [`HttpCellClientFactory`](crate::http::HttpCellClientFactory) and
+    /// [`HttpRepClient`](crate::http::HttpRepClient), as they would for cells in other
+    /// processes.
+    #[cfg(feature = "http")]
+    Http,
+}
+
 /// Builds a [`Cluster`].
 pub struct ClusterBuilder {
+    transport: RepTransport,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     backend: BackendFactory,
@@ -60,6 +79,12 @@ impl ClusterBuilder {
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// How the auctioneer and the BBS reach the cells (default: in-process calls).
+    pub fn rep_transport(mut self, transport: RepTransport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -139,12 +164,24 @@ impl ClusterBuilder {
                 std::time::Duration::from_secs(10),
             )?),
         };
+        let (cell_clients, rep_client): (Arc<dyn CellClientFactory>, Arc<dyn RepClient>) =
+            match self.transport {
+                RepTransport::InProcess => (reps.clone(), reps.clone()),
+                #[cfg(feature = "http")]
+                RepTransport::Http => {
+                    let factory = crate::http::HttpCellClientFactory::new(Default::default())?;
+                    (
+                        Arc::new(factory.clone()),
+                        Arc::new(crate::http::HttpRepClient::from(factory)),
+                    )
+                }
+            };
         let bbs = Bbs::builder()
             .completion_callback(callback)
             .store(self.store.clone())
             .clock(self.clock.clone())
             .auctioneer(Arc::new(runner.clone()))
-            .rep_client(reps.clone())
+            .rep_client(rep_client)
             .config(self.bbs.clone())
             .build();
         let api: Arc<dyn BbsApi> = Arc::new(bbs.clone());
@@ -152,7 +189,7 @@ impl ClusterBuilder {
         let mut background = Vec::new();
         background.push(tokio::spawn({
             let builder = runner
-                .builder(api.clone(), reps.clone())
+                .builder(api.clone(), cell_clients)
                 .config(self.runner.clone());
             let cancel = cancel.clone();
             async move { builder.run(cancel).await }
@@ -189,6 +226,21 @@ struct CellRun {
     rep: Rep,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+    /// The rep's HTTP server (with [`RepTransport::Http`]).
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl CellRun {
+    /// Stops the rep and its server at once (no graceful end for open connections).
+    async fn stop(self) -> Rep {
+        self.cancel.cancel();
+        if let Some(server) = self.server {
+            server.abort();
+            let _ = server.await;
+        }
+        let _ = self.handle.await;
+        self.rep
+    }
 }
 
 /// A running Diego in one process.
@@ -216,6 +268,7 @@ impl Cluster {
     /// A builder with `backend` making each cell's container backend.
     pub fn builder(backend: BackendFactory) -> ClusterBuilder {
         ClusterBuilder {
+            transport: RepTransport::InProcess,
             store: Arc::new(MemoryStore::new()),
             clock: Arc::new(SystemClock),
             backend,
@@ -288,14 +341,20 @@ impl Cluster {
             ex = ex.prober(prober(&id, &backend));
         }
         let executor = ex.build().await?;
-        let rep = Rep::new(
-            self.api.clone(),
-            executor,
-            (b.rep)(RepConfig::new(id.clone())),
-        );
+        #[cfg_attr(not(feature = "http"), allow(unused_mut))]
+        let mut rep_config = (b.rep)(RepConfig::new(id.clone()));
+        #[cfg(feature = "http")]
+        let listener = http_listener(b.transport, &mut rep_config).await?;
+        let rep = Rep::new(self.api.clone(), executor, rep_config);
+        let cancel = self.cancel.child_token();
+        #[cfg(feature = "http")]
+        let server = listener.map(|listener| {
+            tokio::spawn(crate::http::RepServer::new(rep.clone()).serve(listener, cancel.clone()))
+        });
+        #[cfg(not(feature = "http"))]
+        let server = None;
         rep.register().await?;
         self.reps.insert(rep.clone());
-        let cancel = self.cancel.child_token();
         let handle = tokio::spawn({
             let rep = rep.clone();
             let cancel = cancel.clone();
@@ -307,6 +366,7 @@ impl Cluster {
                 rep: rep.clone(),
                 cancel,
                 handle,
+                server,
             },
         );
         Ok(rep)
@@ -318,10 +378,9 @@ impl Cluster {
     pub async fn kill_cell(&self, id: &CellId) -> Option<()> {
         let run = self.cells.lock().remove(id)?;
         self.reps.remove(id);
-        run.cancel.cancel();
-        let _ = run.handle.await;
-        for c in run.rep.executor().list() {
-            let _ = run.rep.executor().delete(&c.guid).await;
+        let rep = run.stop().await;
+        for c in rep.executor().list() {
+            let _ = rep.executor().delete(&c.guid).await;
         }
         Some(())
     }
@@ -332,8 +391,7 @@ impl Cluster {
         rep.evacuate().await;
         let run = self.cells.lock().remove(id)?;
         self.reps.remove(id);
-        run.cancel.cancel();
-        let _ = run.handle.await;
+        run.stop().await;
         Some(())
     }
 
@@ -342,9 +400,9 @@ impl Cluster {
         self.cancel.cancel();
         let cells: Vec<CellRun> = self.cells.lock().drain().map(|(_, r)| r).collect();
         for run in cells {
-            let _ = run.handle.await;
-            for c in run.rep.executor().list() {
-                let _ = run.rep.executor().delete(&c.guid).await;
+            let rep = run.stop().await;
+            for c in rep.executor().list() {
+                let _ = rep.executor().delete(&c.guid).await;
             }
         }
         let background: Vec<JoinHandle<()>> = self.background.lock().drain(..).collect();
@@ -352,4 +410,27 @@ impl Cluster {
             let _ = h.await;
         }
     }
+}
+
+/// With [`RepTransport::Http`]: a listener on a free port of `127.0.0.1` for the rep,
+/// whose address goes into its presence.
+#[cfg(feature = "http")]
+async fn http_listener(
+    transport: RepTransport,
+    config: &mut RepConfig,
+) -> crate::Result<Option<tokio::net::TcpListener>> {
+    if transport != RepTransport::Http {
+        return Ok(None);
+    }
+    let id = &config.cell_id;
+    let unavailable = |e: std::io::Error| {
+        diego_core::Error::Unavailable(format!("the rep of {id} cannot listen: {e}"))
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(unavailable)?;
+    let addr = listener.local_addr().map_err(unavailable)?;
+    config.rep_address = addr.to_string();
+    config.rep_url = format!("http://{addr}");
+    Ok(Some(listener))
 }

@@ -114,6 +114,8 @@ mod error;
 mod event;
 mod executor;
 mod health;
+#[cfg(feature = "http")]
+pub mod http;
 mod lifecycle;
 #[cfg(feature = "local-cluster")]
 pub mod local_cluster;
@@ -123,7 +125,7 @@ mod result_file;
 mod run_request;
 mod step;
 
-pub use crate::cluster::{Cluster, ClusterBuilder};
+pub use crate::cluster::{Cluster, ClusterBuilder, RepTransport};
 pub use crate::config::{DownloadCacheConfig, ExecutorConfig, MAX_RESULT_FILE_BYTES};
 pub use crate::container::{
     AllocationFailure, AllocationRequest, Container, ContainerResource, ContainerState,

@@ -143,11 +143,12 @@ impl LocalCluster {
                 source,
             })?;
         let cancel = CancellationToken::new();
-        let server = tokio::spawn(diego_core::http::serve(
-            listener,
-            cluster.api(),
-            cancel.clone(),
-        ));
+        // The API serves the logs kept in the ring buffer too (`diego logs demo`).
+        let server = tokio::spawn(
+            diego_core::http::BbsServer::new(cluster.api())
+                .log_sink(logs.clone())
+                .serve(listener, cancel.clone()),
+        );
         // The router: the emitter follows LRP events into the table the proxy serves.
         let table = TableRouter::new();
         let emitter = RouteEmitter::builder(cluster.api(), Arc::new(table.clone())).build();

@@ -114,3 +114,87 @@ async fn bad_input_exits_2_and_refusals_exit_1() {
     assert!(text(&out).contains("unreachable"), "{}", text(&out));
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_recent_and_followed() {
+    use diego_core::log_sink::{LogLine, LogSink, RingBufferLogSink};
+    use diego_core::Timestamp;
+
+    let logs = Arc::new(RingBufferLogSink::new(100));
+    let line = |i: i32, text: &str| {
+        LogLine::out(
+            "app-1",
+            "APP/PROC/WEB",
+            i,
+            Timestamp(1_700_000_000_000_000_000),
+            text.to_owned(),
+        )
+    };
+    logs.emit(line(0, "booting"));
+    logs.emit(line(1, "listening on 8080"));
+    let api: Arc<dyn BbsApi> = Arc::new(
+        Bbs::builder()
+            .auctioneer(Arc::new(RecordingAuctioneer::new()))
+            .build(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    tokio::spawn(
+        diego_core::http::BbsServer::new(api)
+            .log_sink(logs.clone())
+            .serve(listener, cancel.clone()),
+    );
+
+    let out = diego(&url, &["logs", "app-1"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "2023-11-14T22:13:20Z [APP/PROC/WEB/0] OUT booting",
+            "2023-11-14T22:13:20Z [APP/PROC/WEB/1] OUT listening on 8080",
+        ]
+    );
+    let out = diego(&url, &["--json", "logs", "app-1"], None).await;
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[1]["message"], "listening on 8080");
+    assert_eq!(rows[1]["instance_index"], 1);
+
+    // Follow: the kept lines, then one written while it runs.
+    let writer = {
+        let logs = logs.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            logs.emit(line(2, "GET / 200"));
+        })
+    };
+    let out = diego(
+        &url,
+        &["--json", "logs", "app-1", "--follow", "--count", "3"],
+        None,
+    )
+    .await;
+    writer.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let messages: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(messages, ["booting", "listening on 8080", "GET / 200"]);
+
+    // Bad input exits 2; a BBS without logs exits 1 and says why.
+    let out = diego(&url, &["logs", " "], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = diego(&url, &["logs", "app-1", "--count", "2"], None).await;
+    assert_eq!(out.status.code(), Some(2), "--count needs --follow");
+    cancel.cancel();
+    let (plain_url, _bbs, plain_cancel) = bbs().await;
+    let out = diego(&plain_url, &["logs", "app-1"], None).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("without a log sink"), "{}", text(&out));
+    plain_cancel.cancel();
+}

@@ -78,6 +78,13 @@ async fn the_local_cluster_serves_the_demo_and_stops_cleanly() {
         .lines("demo")
         .iter()
         .any(|l| l.text().contains("listening")));
+    // ...and through the API (what `diego logs demo` shows).
+    let client = diego_core::http::BbsClient::new(local.api_url()).unwrap();
+    let served = client.recent_logs("demo").await.unwrap();
+    assert!(
+        served.iter().any(|l| l.message.contains("listening")),
+        "{served:?}"
+    );
     local.shutdown().await;
     assert!(!work_dir.exists(), "the work directory is removed");
     for (_, url) in urls {

@@ -11,18 +11,23 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use diego_core::{CellId, CellPresence, CellState, LrpStartRequest, TaskStartRequest};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::hash::FxHashMap;
 
-/// Work the auction asks one cell to start (Diego's `rep.Work`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Work the auction asks one cell to start (Diego's `rep.Work`). Its JSON form is the
+/// body of a rep's `POST /work` and of its answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Work {
     /// The cell the work is meant for; a rep refuses work naming another cell.
     pub cell_id: CellId,
     /// LRP instances to start, grouped by process (`indices` lists the instances).
+    #[serde(default)]
     pub lrps: Vec<LrpStartRequest>,
     /// Tasks to start.
+    #[serde(default)]
     pub tasks: Vec<TaskStartRequest>,
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use diego_core::http::BbsClient;
+use diego_core::log_sink::format_line;
 use diego_core::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 use diego_core::{
     BbsApi, CellId, DesireTaskRequest, DesiredLrp, DesiredLrpUpdate, EventItem, ProcessGuid,
@@ -116,6 +117,17 @@ enum Command {
         cell: Option<String>,
         /// Stop after this many events.
         #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Show the recent log lines of a log guid (an app's or a task's), or follow them.
+    Logs {
+        /// The log guid.
+        log_guid: String,
+        /// Keep printing new lines as they come (until interrupted).
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: stop after this many lines.
+        #[arg(long, requires = "follow")]
         count: Option<usize>,
     },
     /// List fresh domains.
@@ -420,6 +432,43 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     println!("{}", value.map(|v| v.to_string()).unwrap_or_default());
                 } else {
                     println!("{name}");
+                }
+                seen += 1;
+                if count.is_some_and(|c| seen >= c) {
+                    break;
+                }
+            }
+        }
+        Command::Logs {
+            log_guid,
+            follow,
+            count,
+        } => {
+            if log_guid.trim().is_empty() {
+                return Err(CliError::Input("the log guid must not be empty".into()));
+            }
+            if !follow {
+                let lines = bbs.recent_logs(&log_guid).await?;
+                if cli.json {
+                    print_json(&lines);
+                } else {
+                    for line in lines {
+                        println!("{}", format_line(&line.into()));
+                    }
+                }
+                return Ok(());
+            }
+            let mut lines = bbs.follow_logs(&log_guid).await?;
+            let mut seen = 0;
+            while let Some(line) = lines.next().await {
+                let line = line?;
+                if cli.json {
+                    match serde_json::to_string(&line) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => eprintln!("cannot print JSON: {e}"),
+                    }
+                } else {
+                    println!("{}", format_line(&line.into()));
                 }
                 seen += 1;
                 if count.is_some_and(|c| seen >= c) {
