@@ -10,5 +10,11 @@ for setup in scripts/setup-*.sh; do
     bash "$setup"
 done
 
+# The PostgreSQL tests run against a private server started here and stopped on exit.
+# shellcheck source=scripts/postgres-test-server.sh
+source scripts/postgres-test-server.sh
+echo "==> starting a private PostgreSQL"
+start_test_postgres
+
 echo "==> cargo test --workspace --all-features"
 cargo test --workspace --all-features

@@ -63,13 +63,24 @@ pub enum Error {
     /// A dependency (store, peer, network) is unavailable; retrying later may succeed.
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// A stored record could not be read back (corrupt or from an unknown version).
+    /// A stored record could not be read back (corrupt, from an unknown version, or
+    /// encrypted under a key this process does not have).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
     /// A configuration (file, certificate, key, URL) is unusable; the message names the
     /// field and the reason.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A fenced write was refused: the writer's lease on the lock is gone (another
+    /// process took the lock over, or it was released), so this process must stop
+    /// acting as the lock's holder.
+    #[error("fence lost: lock {lock:?} no longer carries fencing token {token}")]
+    FenceLost {
+        /// The lock's name.
+        lock: String,
+        /// The fencing token the writer presented.
+        token: u64,
+    },
 }
 
 impl Error {
@@ -91,6 +102,7 @@ impl Error {
             Error::Unavailable(_) => "Unavailable",
             Error::InvalidRecord(_) => "InvalidRecord",
             Error::InvalidConfig(_) => "InvalidConfiguration",
+            Error::FenceLost { .. } => "FenceLost",
         }
     }
 
@@ -153,6 +165,15 @@ mod tests {
             Error::ActualLrpCannotBeClaimed.kind(),
             "ActualLRPCannotBeClaimed"
         );
+        let e = Error::FenceLost {
+            lock: "bbs".into(),
+            token: 7,
+        };
+        assert_eq!(
+            e.to_string(),
+            "fence lost: lock \"bbs\" no longer carries fencing token 7"
+        );
+        assert_eq!(e.kind(), "FenceLost");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub mod events;
 pub mod guid;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod lock;
 pub mod log_rate_limit;
 pub mod log_sink;
 pub mod metric_tags;
@@ -109,6 +110,7 @@ pub use domain::Domain;
 pub use error::{Error, Result};
 pub use events::{EventItem, EventStream, LrpEvent, TaskEvent};
 pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
+pub use lock::{Lease, Lock};
 pub use log_rate_limit::LogRateLimit;
 pub use log_sink::{LogLine, LogSink, LogStream};
 pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};

@@ -55,7 +55,7 @@ pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::ResourceNotFound => StatusCode::NOT_FOUND,
         Error::InvalidRequest(_) | Error::BadRequest => StatusCode::BAD_REQUEST,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::FenceLost { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::InvalidRecord(_) | Error::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::CONFLICT,
     }

@@ -73,9 +73,21 @@ impl ErrorBody {
             "InvalidConfiguration" => {
                 Error::InvalidConfig(strip(self.message, "invalid configuration: "))
             }
+            "FenceLost" => match parse_fence(&self.message) {
+                Some((lock, token)) => Error::FenceLost { lock, token },
+                None => Error::Unavailable(self.message),
+            },
             _ => Error::Unavailable(self.message),
         }
     }
+}
+
+/// `("bbs", 7)` from `fence lost: lock "bbs" no longer carries fencing token 7`.
+fn parse_fence(message: &str) -> Option<(String, u64)> {
+    let rest = message.strip_prefix("fence lost: lock ")?;
+    let (quoted, token) = rest.rsplit_once(" no longer carries fencing token ")?;
+    let lock: String = serde_json::from_str(quoted).ok()?;
+    Some((lock, token.parse().ok()?))
 }
 
 fn strip(message: String, prefix: &str) -> String {
@@ -400,6 +412,10 @@ mod tests {
             Error::Unavailable("x".into()),
             Error::InvalidRecord("y".into()),
             Error::InvalidConfig("z".into()),
+            Error::FenceLost {
+                lock: "bbs \"main\"".into(),
+                token: 3,
+            },
         ];
         for e in errors {
             let body = ErrorBody::of(&e);

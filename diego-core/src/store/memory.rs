@@ -1,8 +1,10 @@
 //! `MemoryStore`: the embedded default store — every record in memory, one
-//! reader-writer lock held for microseconds per operation.
+//! reader-writer lock held for microseconds per operation. It is also the in-process
+//! [`Lock`]: leases live beside the records, so fenced writes check them atomically.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -17,8 +19,10 @@ use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::lock::{validate_acquire, Lease, Lock};
 use crate::modification_tag::ModificationTag;
 use crate::task::Task;
+use crate::time::Timestamp;
 
 /// Rows of one process: `(index, presence)` → row.
 type ProcessRows = BTreeMap<(i32, Presence), Arc<ActualLrp>>;
@@ -31,6 +35,8 @@ struct Tables {
     actual_by_cell: FxHashMap<CellId, FxHashSet<ActualLrpRowKey>>,
     domains: BTreeMap<String, Domain>,
     cells: BTreeMap<CellId, CellPresenceRecord>,
+    /// Lock leases by name; a released lock keeps its token with an empty owner.
+    locks: FxHashMap<String, Lease>,
 }
 
 /// The in-memory store: fast, and gone when the process ends.
@@ -272,6 +278,15 @@ impl Store for MemoryStore {
             }
         }
         let mut t = self.tables.write();
+        if let Some(fence) = &batch.fence {
+            let current = t.locks.get(&fence.lock).map(|l| l.token);
+            if current != Some(fence.token) {
+                return Err(Error::FenceLost {
+                    lock: fence.lock.clone(),
+                    token: fence.token,
+                });
+            }
+        }
         for op in &batch.ops {
             t.check(&op.key(), op.precondition())?;
         }
@@ -279,5 +294,66 @@ impl Store for MemoryStore {
             t.apply(op);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Lock for MemoryStore {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Lease>> {
+        validate_acquire(name, owner, ttl)?;
+        let expires_at = now + ttl;
+        let mut t = self.tables.write();
+        let lease = match t.locks.get_mut(name) {
+            None => {
+                let lease = Lease {
+                    name: name.to_owned(),
+                    owner: owner.to_owned(),
+                    token: 1,
+                    expires_at,
+                };
+                t.locks.insert(name.to_owned(), lease.clone());
+                lease
+            }
+            Some(held) if held.owner == owner => {
+                held.expires_at = expires_at;
+                held.clone()
+            }
+            Some(held) if held.owner.is_empty() || held.is_expired(now) => {
+                held.owner = owner.to_owned();
+                held.token += 1;
+                held.expires_at = expires_at;
+                held.clone()
+            }
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(lease))
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<bool> {
+        let mut t = self.tables.write();
+        match t.locks.get_mut(name) {
+            Some(held) if !owner.is_empty() && held.owner == owner => {
+                held.owner.clear();
+                held.expires_at = Timestamp::ZERO;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn holder(&self, name: &str) -> Result<Option<Lease>> {
+        Ok(self
+            .tables
+            .read()
+            .locks
+            .get(name)
+            .filter(|l| !l.owner.is_empty())
+            .cloned())
     }
 }

@@ -8,8 +8,9 @@
 //! never a silent overwrite. The BBS computes each new modification tag; the store only
 //! checks the precondition.
 //!
-//! Implementations: [`MemoryStore`] (the embedded default). A user's own store can run
-//! the `conformance` suite (feature `test-util`).
+//! Implementations: [`MemoryStore`] (the embedded default), `SqliteStore` (feature
+//! `sqlite`) and `PostgresStore` (feature `postgres`). A user's own store can run the
+//! `conformance` suite (feature `test-util`).
 //!
 //! [`Error::ResourceExists`]: crate::Error::ResourceExists
 //! [`Error::ResourceConflict`]: crate::Error::ResourceConflict
@@ -33,8 +34,14 @@ use crate::time::Timestamp;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod memory;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
 
 /// A cell presence as stored: a lease that ends at `expires_at` unless renewed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,12 +203,41 @@ impl WriteOp {
     }
 }
 
+/// A fencing condition on a whole batch: the named [`Lock`](crate::lock::Lock) must still
+/// carry this fencing token when the batch is applied (checked in the same transaction).
+///
+/// A process that lost its lease (paused, partitioned) and wakes up still holding an old
+/// token cannot write any more: the new holder's takeover incremented the token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fence {
+    /// The lock's name.
+    pub lock: String,
+    /// The fencing token the writer holds (see [`Lease::token`](crate::lock::Lease::token)).
+    pub token: u64,
+}
+
+impl Fence {
+    /// A fence on lock `lock` with `token`.
+    pub fn new(lock: impl Into<String>, token: u64) -> Self {
+        Fence {
+            lock: lock.into(),
+            token,
+        }
+    }
+}
+
 /// Writes applied all-or-nothing. Each key may appear at most once; preconditions are
-/// checked against the state before the batch.
+/// checked against the state before the batch. With a [`Fence`], the batch applies only
+/// while the fence's lock carries its token (else [`Error::FenceLost`] and nothing is
+/// written).
+///
+/// [`Error::FenceLost`]: crate::Error::FenceLost
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteBatch {
     /// The writes, applied in order.
     pub ops: Vec<WriteOp>,
+    /// When set, the lock whose fencing token must still be current.
+    pub fence: Option<Fence>,
 }
 
 impl WriteBatch {
@@ -222,6 +258,12 @@ impl WriteBatch {
     /// Adds a delete.
     pub fn delete(&mut self, key: RecordKey, precondition: Precondition) -> &mut Self {
         self.ops.push(WriteOp::Delete { key, precondition });
+        self
+    }
+
+    /// Makes the batch conditional on `fence` (replacing any fence it had).
+    pub fn fenced(&mut self, fence: Fence) -> &mut Self {
+        self.fence = Some(fence);
         self
     }
 
@@ -347,6 +389,8 @@ pub trait Store: Send + Sync + Debug {
             .find(|c| &c.presence.cell_id == cell_id))
     }
     /// Applies `batch` atomically: every precondition holds and every op is applied, or
-    /// nothing is.
+    /// nothing is. A batch with a [`Fence`] applies only while the fence's lock carries
+    /// its token, else it fails with [`Error::FenceLost`](crate::Error::FenceLost); a
+    /// store without locks refuses fenced batches the same way.
     async fn write(&self, batch: WriteBatch) -> Result<()>;
 }
