@@ -5,6 +5,7 @@
 # initdb refuses root), starts the server on a free private port (from 55432 up) with a
 # private unix socket directory, creates the database `diego_test`, exports
 #   DIEGO_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/diego_test
+# (and DIEGO_TEST_POSTGRES_DATA / DIEGO_TEST_POSTGRES_BIN for tests that restart it)
 # and registers `stop_test_postgres` on EXIT, so the server is stopped and its directory
 # removed when the calling script ends, whether it passed or failed.
 #
@@ -71,6 +72,9 @@ start_test_postgres() {
     }
     "${as[@]}" "$bin/createdb" -h "$DIEGO_PG_DIR/socket" -p "$port" -U postgres diego_test
     export DIEGO_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/diego_test"
+    # For the tests that restart the server (pg_ctl restart keeps the options above).
+    export DIEGO_TEST_POSTGRES_DATA="$DIEGO_PG_DIR/data"
+    export DIEGO_TEST_POSTGRES_BIN="$bin"
     echo "postgres: running on port $port (data in $DIEGO_PG_DIR)" >&2
 }
 

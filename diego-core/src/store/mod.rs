@@ -33,10 +33,12 @@ use crate::time::Timestamp;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+mod fenced;
 mod memory;
 #[cfg(feature = "sql")]
 pub mod sql;
 
+pub use fenced::FencedStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use sql::PostgresStore;

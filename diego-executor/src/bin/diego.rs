@@ -1,7 +1,12 @@
 //! `diego`: a command line for a diego-rs BBS (like Diego's cfdot), and `diego local`
 //! to run the local cluster.
 //!
-//! The BBS is found at `--bbs-url`, else `$DIEGO_BBS_URL`, else `http://127.0.0.1:8889`.
+//! The BBS is found at `--bbs-url`, else `$DIEGO_BBS_URL`, else `http://127.0.0.1:8889`
+//! (several URLs separated by commas: the client fails over to the active one).
+//! With feature `daemon`, `diego bbs` and `diego cell` run the daemons of a
+//! multi-machine deployment, configured by `--config FILE` (TOML) and `DIEGO_BBS_*` /
+//! `DIEGO_CELL_*` environment variables, and `diego rotate-keys` re-encrypts a SQL
+//! store's rows under its active key.
 //! Tables by default, `--json` for scripts. Bad input exits 2; a refused or failed call
 //! exits 1 with the BBS's message.
 
@@ -132,6 +137,27 @@ enum Command {
     },
     /// List fresh domains.
     Domains,
+    /// Run a BBS (with auctioneer and converger, active while it holds the lock).
+    #[cfg(feature = "daemon")]
+    Bbs {
+        /// The TOML configuration file (else defaults and `DIEGO_BBS_*` variables).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Run a cell (rep + executor) that registers with the BBS.
+    #[cfg(feature = "daemon")]
+    Cell {
+        /// The TOML configuration file (else defaults and `DIEGO_CELL_*` variables).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Re-encrypt every row of the BBS's SQL store under its active key (online).
+    #[cfg(feature = "daemon")]
+    RotateKeys {
+        /// The BBS's TOML configuration file.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
     /// Mark a domain fresh.
     SetDomain {
         /// The domain.
@@ -198,8 +224,12 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let bbs = BbsClient::new(cli.bbs_url.clone())?;
+    let bbs = BbsClient::with_urls(cli.bbs_url.split(',').map(str::trim))?;
     match cli.command {
+        #[cfg(feature = "daemon")]
+        Command::Bbs { .. } | Command::Cell { .. } | Command::RotateKeys { .. } => {
+            return Err(CliError::Input("daemons run on their own runtime".into()));
+        }
         Command::DesiredLrps { domain } => {
             let lrps = bbs
                 .desired_lrps(&DesiredLrpFilter {
@@ -503,6 +533,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "daemon")]
+    if let Some(code) = daemon::main(&cli.command) {
+        return code;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -527,5 +561,98 @@ fn main() -> ExitCode {
             eprintln!("diego: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(feature = "daemon")]
+mod daemon {
+    //! `diego bbs`, `diego cell` and `diego rotate-keys`: multi-threaded, logging to
+    //! stderr (`RUST_LOG`, default `info`), stopping cleanly on SIGINT/SIGTERM.
+
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    use diego_executor::daemon::{config, BbsServerConfig, CellServerConfig};
+    use tokio_util::sync::CancellationToken;
+
+    use super::Command;
+
+    /// Runs a daemon command; `None` for the other commands.
+    pub fn main(command: &Command) -> Option<ExitCode> {
+        let (kind, file) = match command {
+            Command::Bbs { config } => ("bbs", config.clone()),
+            Command::Cell { config } => ("cell", config.clone()),
+            Command::RotateKeys { config } => ("rotate-keys", config.clone()),
+            _ => return None,
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init();
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("diego {kind}: no runtime: {e}");
+                return Some(ExitCode::FAILURE);
+            }
+        };
+        let result = rt.block_on(run(kind, file));
+        Some(match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ diego_executor::Error::Config(_)) => {
+                eprintln!("diego {kind}: {e}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("diego {kind}: {e}");
+                ExitCode::FAILURE
+            }
+        })
+    }
+
+    async fn run(kind: &str, file: Option<PathBuf>) -> diego_executor::Result<()> {
+        let cancel = CancellationToken::new();
+        tokio::spawn(stop_on_signal(cancel.clone()));
+        match kind {
+            "bbs" => {
+                let c: BbsServerConfig = config::load(file.as_deref(), "DIEGO_BBS_")?;
+                diego_executor::daemon::run_bbs(c, cancel).await
+            }
+            "cell" => {
+                let c: CellServerConfig = config::load(file.as_deref(), "DIEGO_CELL_")?;
+                diego_executor::daemon::run_cell(c, cancel).await
+            }
+            _ => {
+                let c: BbsServerConfig = config::load(file.as_deref(), "DIEGO_BBS_")?;
+                let rewritten = diego_executor::daemon::rotate_keys(&c.store).await?;
+                println!("re-encrypted {rewritten} rows");
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop_on_signal(cancel: CancellationToken) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                cancel.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping");
+        cancel.cancel();
     }
 }

@@ -23,6 +23,8 @@ pub struct StoreConfig {
     pub path: Option<PathBuf>,
     /// The PostgreSQL URL (kind `postgres`), e.g. `postgres://diego@db/diego`.
     pub url: Option<String>,
+    /// The PostgreSQL schema the tables live in (default: the connection's).
+    pub schema: Option<String>,
     /// Encryption at rest: the key the BBS writes with (a label of `keys`).
     pub active_key: Option<String>,
     /// Encryption keys: label → passphrase. Rows name the label they were written with.
@@ -48,6 +50,7 @@ impl Default for StoreConfig {
             kind: StoreKind::Memory,
             path: None,
             url: None,
+            schema: None,
             active_key: None,
             keys: Default::default(),
         }
@@ -75,6 +78,8 @@ pub struct BbsServerConfig {
     pub lock_retry_interval_ms: u64,
     /// How often convergence runs, in milliseconds (30 s).
     pub convergence_interval_ms: u64,
+    /// How long a cell presence lives without renewal, in milliseconds (15 s).
+    pub cell_presence_ttl_ms: u64,
     /// TLS for the API (with `client_ca_file`: mutual TLS).
     pub tls: Option<ServerTlsConfig>,
     /// TLS towards the reps.
@@ -92,6 +97,7 @@ impl Default for BbsServerConfig {
             lock_ttl_ms: 15_000,
             lock_retry_interval_ms: 1_000,
             convergence_interval_ms: 30_000,
+            cell_presence_ttl_ms: diego_core::cell::DEFAULT_CELL_PRESENCE_TTL_MS,
             tls: None,
             rep_client_tls: None,
         }
@@ -102,7 +108,8 @@ impl Default for BbsServerConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
-    /// Plain host processes in their own directories (no isolation).
+    /// Plain host processes in their own directories (no isolation; they run as the
+    /// cell's own user, whatever user the action names).
     Process,
     /// Linux namespaces, cgroups and a root filesystem (needs root).
     Linux,
@@ -138,6 +145,9 @@ pub struct CellServerConfig {
     pub disk_mb: u64,
     /// Containers offered.
     pub containers: u64,
+    /// How often the cell renews its presence, in milliseconds (5 s; keep it well under
+    /// the BBS's `cell_presence_ttl_ms`).
+    pub presence_renew_interval_ms: u64,
     /// TLS for the rep API.
     pub tls: Option<ServerTlsConfig>,
     /// TLS towards the BBS.
@@ -159,6 +169,7 @@ impl Default for CellServerConfig {
             memory_mb: 8 * 1024,
             disk_mb: 32 * 1024,
             containers: 256,
+            presence_renew_interval_ms: 5_000,
             tls: None,
             bbs_client_tls: None,
         }
@@ -166,7 +177,8 @@ impl Default for CellServerConfig {
 }
 
 /// Loads a configuration: defaults, then `file` (TOML, when given), then the environment
-/// variables starting with `env_prefix` (nested keys joined by `__`).
+/// variables starting with `env_prefix` (nested keys joined by `__`; `..._URL` is left
+/// to the command line client, which reads `DIEGO_BBS_URL`).
 ///
 /// # Errors
 /// [`Error::Config`] naming the key and the reason (unknown keys are refused).
@@ -184,7 +196,7 @@ where
         }
         figment = figment.merge(Toml::file(file));
     }
-    figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    figment = figment.merge(Env::prefixed(env_prefix).split("__").ignore(&["url"]));
     figment.extract().map_err(|e| {
         let errors: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
         Error::Config(errors.join("; "))
@@ -234,6 +246,9 @@ impl BbsServerConfig {
         if self.convergence_interval_ms == 0 {
             return Err(Error::Config("convergence_interval_ms: must be > 0".into()));
         }
+        if self.cell_presence_ttl_ms == 0 {
+            return Err(Error::Config("cell_presence_ttl_ms: must be > 0".into()));
+        }
         Ok(())
     }
 
@@ -276,6 +291,11 @@ impl CellServerConfig {
         if self.memory_mb == 0 {
             return Err(Error::Config("memory_mb: must be > 0".into()));
         }
+        if self.presence_renew_interval_ms == 0 {
+            return Err(Error::Config(
+                "presence_renew_interval_ms: must be > 0".into(),
+            ));
+        }
         if self.containers == 0 {
             return Err(Error::Config("containers: must be > 0".into()));
         }
@@ -312,7 +332,8 @@ fn advertised(explicit: &Option<String>, addr: SocketAddr, tls: bool) -> String 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    // figment's Jail hands back its own (large) error type.
+    #![allow(clippy::unwrap_used, clippy::result_large_err)]
     use super::*;
 
     #[test]

@@ -338,6 +338,13 @@ impl HttpCellClientFactory {
         })
     }
 
+    /// A factory whose clients use `http` (e.g. one built for TLS by
+    /// [`ClientTlsConfig`](diego_core::http::tls::ClientTlsConfig), feature `tls`), with
+    /// `config`'s per-call timeouts.
+    pub fn with_client(config: HttpClientConfig, http: reqwest::Client) -> Self {
+        HttpCellClientFactory { http, config }
+    }
+
     /// The client of the cell that registered `presence`.
     ///
     /// # Errors
