@@ -59,7 +59,7 @@ pub use crate::info::{
     Capabilities, Capacity, ContainerInfo, ContainerMetrics, ContainerState, ExitStatus,
     PortMapping, Signal, OUT_OF_MEMORY_EVENT,
 };
-pub use crate::linux_backend::{LinuxBackend, LinuxBackendConfig};
+pub use crate::linux_backend::{BridgeNetwork, LinuxBackend, LinuxBackendConfig, NetworkMode};
 pub use crate::output::collect;
 pub use crate::process_backend::{ProcessBackend, ProcessBackendConfig};
 pub use crate::spec::{
