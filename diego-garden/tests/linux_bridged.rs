@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use diego_garden::conformance;
 use diego_garden::{
     collect, BridgeNetwork, Container, ContainerBackend, ContainerSpec, Error, ExitStatus,
-    LinuxBackend, LinuxBackendConfig, NetIn, NetworkMode, ProcessSpec,
+    LinuxBackend, LinuxBackendConfig, NetIn, NetOutRule, NetworkMode, ProcessSpec, Protocol,
 };
 
 fn rootfs() -> PathBuf {
@@ -95,6 +95,10 @@ fn network_for(n: u32, prefix_len: u8) -> BridgeNetwork {
 /// A bridged backend for one test, or `None` (having said why) when this host cannot run
 /// it.
 fn fixture(name: &str, prefix_len: u8) -> Option<Fixture> {
+    fixture_enforcing(name, prefix_len, false)
+}
+
+fn fixture_enforcing(name: &str, prefix_len: u8, enforce_net_out: bool) -> Option<Fixture> {
     if let Some(why) = missing_dependency(name) {
         if std::env::var_os("CI").is_some() && nix_is_root() {
             panic!("linux_bridged::{name}: {why}: CI runs as root and must have it");
@@ -103,7 +107,7 @@ fn fixture(name: &str, prefix_len: u8) -> Option<Fixture> {
         return None;
     }
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    let network = network_for(n, prefix_len);
+    let network = network_for(n, prefix_len).enforce_net_out(enforce_net_out);
     Some(fixture_with(name, n, network))
 }
 
@@ -157,10 +161,15 @@ impl Fixture {
             .collect()
     }
 
-    /// No veth, no DNAT rule, no leased IP.
+    /// No veth, no DNAT rule, no egress chain or jump to one, no leased IP.
     fn assert_clean(&self) {
         assert_eq!(self.veths(), Vec::<String>::new(), "veths left");
         assert_eq!(self.dnat_rules(), Vec::<String>::new(), "DNAT rules left");
+        let table = run("nft", &["list", "table", "ip", &self.network.table_name()]);
+        assert!(
+            !table.contains("egress_c") && !table.contains("dnat"),
+            "container rules left: {table}"
+        );
         assert_eq!(self.backend().leased_ips(), Some(0), "IPs still leased");
     }
 }
@@ -247,10 +256,11 @@ async fn sh(container: &Arc<dyn Container>, script: &str) -> (ExitStatus, String
     (status, out, err)
 }
 
-/// Starts busybox httpd on `port` in the container, serving `body` at `/`.
+/// Starts busybox httpd on `port` in the container, serving `body` at `/` (from a
+/// directory of the port's own).
 async fn serve(container: &Arc<dyn Container>, port: u16, body: &str) {
     let script = format!(
-        "mkdir -p /www && echo '{body}' > /www/index.html && exec httpd -f -p {port} -h /www"
+        "mkdir -p /www{port} && echo '{body}' > /www{port}/index.html && exec httpd -f -p {port} -h /www{port}"
     );
     container.run(ProcessSpec::shell(script)).await.unwrap();
 }
@@ -575,4 +585,85 @@ fn bad_settings_are_refused_with_the_field_named() {
         Ok(_) => panic!("a bad subnet was accepted"),
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server on the other host answering every connection with "hi"; its port.
+fn serve_on(other: &OtherHost) -> u16 {
+    let there = other.there;
+    let listener = other.within(move || TcpListener::bind((there, 0)).unwrap());
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.write_all(b"hi\n");
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn net_out_rules_are_enforced_when_asked() {
+    let Some(fixture) = fixture_enforcing("net_out", 24, true) else {
+        return;
+    };
+    let backend = fixture.backend();
+    assert!(backend.capabilities().net_out, "enforcement not reported");
+    let other = OtherHost::new(fixture.n);
+    let (allowed, denied) = (serve_on(&other), serve_on(&other));
+    let there = other.there;
+    let connect = |port: u16| format!("nc -w 5 {there} {port} </dev/null");
+
+    // No rules: nothing outside the bridge, but the other containers are reachable.
+    let closed = backend.create(ContainerSpec::new("closed")).await.unwrap();
+    let (status, out, _) = sh(&closed, &connect(allowed)).await;
+    assert!(
+        !status.success(),
+        "a container without rules got out: {out}"
+    );
+
+    let mut spec = ContainerSpec::new("open");
+    spec.net_out = vec![NetOutRule::new(Protocol::Tcp)
+        .network(format!("{}/32", other.there))
+        .ports(allowed, allowed)];
+    spec.net_in.push(NetIn {
+        host_port: 0,
+        container_port: 8080,
+    });
+    let open = backend.create(spec).await.unwrap();
+    let (status, out, err) = sh(&open, &connect(allowed)).await;
+    assert!(status.success(), "the allowed port is closed: {out}{err}");
+    assert_eq!(out.trim(), "hi");
+    let (status, out, _) = sh(&open, &connect(denied)).await;
+    assert!(!status.success(), "a port no rule allows is open: {out}");
+
+    // Inbound connections and their replies pass whatever the rules.
+    serve(&open, 8080, "still served").await;
+    let host_port = open.info().await.unwrap().mapped_ports[0].host_port;
+    let here = other.here;
+    let response = other.within(move || http_get(SocketAddr::from((here, host_port))));
+    assert!(response.contains("still served"), "{response}");
+    let open_ip = open.info().await.unwrap().container_ip;
+    let script = format!(
+        "for i in $(seq 100); do wget -q -O - http://{open_ip}:8080/ && exit 0; sleep 0.1; done; exit 1"
+    );
+    let (status, out, err) = sh(&closed, &script).await;
+    assert!(
+        status.success(),
+        "containers cannot reach each other: {out}{err}"
+    );
+
+    // Bad rules are refused with the field named, and leave nothing behind.
+    let mut bad = ContainerSpec::new("bad");
+    bad.net_out = vec![NetOutRule::new(Protocol::Icmp).ports(1, 2)];
+    match backend.create(bad).await {
+        Err(Error::InvalidSpec { reason }) => {
+            assert!(reason.contains("net_out[0].ports"), "{reason}")
+        }
+        Err(other) => panic!("expected InvalidSpec, got {other}"),
+        Ok(_) => panic!("ports on an icmp rule were accepted"),
+    }
+
+    backend.destroy("closed").await.unwrap();
+    backend.destroy("open").await.unwrap();
+    fixture.assert_clean();
 }

@@ -469,6 +469,9 @@ impl<I: Isolation> HostContainer<I> {
             },
             Err(err) => {
                 backend.ports.release(port);
+                if self.state().destroyed {
+                    return Err(Error::not_found(&self.handle));
+                }
                 return Err(err);
             }
         };

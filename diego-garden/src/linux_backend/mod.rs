@@ -346,6 +346,7 @@ impl Isolation for NamespaceIsolation {
             .with_cpu_weight(self.layout.has("cpu"))
             .with_nofile_limit(true)
             .with_isolation(true)
+            .with_net_out(self.bridge.as_ref().is_some_and(Bridge::enforces_net_out))
     }
 
     fn create(&self, spec: &ContainerSpec, dir: &Path) -> Result<LinuxSandbox> {
@@ -378,7 +379,12 @@ impl Isolation for NamespaceIsolation {
                 return Err(err);
             }
         };
-        let net = match self.bridge.as_ref().map(Bridge::attach).transpose() {
+        let net = match self
+            .bridge
+            .as_ref()
+            .map(|bridge| bridge.attach(&spec.net_out))
+            .transpose()
+        {
             Ok(net) => net,
             Err(err) => {
                 let _ = cgroup.remove();

@@ -17,6 +17,10 @@
 //!   answers on every local address of the host, `127.0.0.1` included;
 //! - `ports`: one `tcp dport <host port> dnat to <container ip>:<container port>` rule per
 //!   mapping, its comment naming the container (`c<n>`), deleted on destroy;
+//! - `forward` (filter, policy accept): replies of established connections pass; with
+//!   [`BridgeNetwork::enforce_net_out`], traffic from a container to outside the subnet
+//!   jumps to the container's chain `egress_c<n>`: one accept rule per `net_out` rule,
+//!   then reject;
 //! - `postrouting` (nat): traffic from the subnet leaving by another interface is
 //!   masqueraded (outbound access), and traffic from `127.0.0.0/8` DNATed onto the bridge
 //!   is masqueraded as the bridge's address (with `route_localnet` on the bridge, which the
@@ -30,7 +34,6 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures::TryStreamExt;
@@ -38,15 +41,16 @@ use ipnet::Ipv4Net;
 use nftables::batch::Batch;
 use nftables::expr::{
     Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
-    Prefix,
+    Prefix, Range, SetItem, CT,
 };
-use nftables::schema::{Chain, NfListObject, NfObject, Nftables, Rule, Table};
+use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
 use nftables::stmt::{JumpTarget, Match, NATFamily, Operator, Statement, NAT};
-use nftables::types::{NfChainType, NfFamily, NfHook};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
+use crate::spec::{NetOutRule, Protocol};
 
 /// The settings of bridged networking (see [`NetworkMode::Bridged`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +64,12 @@ pub struct BridgeNetwork {
     pub subnet: String,
     /// The program driving nftables (`nft`, looked up in `PATH`, unless a path is given).
     pub nft: String,
+    /// Whether containers' `net_out` rules are enforced. `false` (the default): every
+    /// container may reach any network (masqueraded), whatever its rules say. `true`: a
+    /// container reaches networks outside the bridge's subnet only as its rules allow
+    /// (none: nothing); other traffic is rejected. Replies to connections made to the
+    /// container, the host itself and the other containers stay reachable either way.
+    pub enforce_net_out: bool,
 }
 
 impl Default for BridgeNetwork {
@@ -68,6 +78,7 @@ impl Default for BridgeNetwork {
             name: "dg0".to_string(),
             subnet: "10.254.0.0/22".to_string(),
             nft: "nft".to_string(),
+            enforce_net_out: false,
         }
     }
 }
@@ -80,6 +91,12 @@ impl BridgeNetwork {
             subnet: subnet.into(),
             ..BridgeNetwork::default()
         }
+    }
+
+    /// Sets [`enforce_net_out`](Self::enforce_net_out).
+    pub fn enforce_net_out(mut self, yes: bool) -> Self {
+        self.enforce_net_out = yes;
+        self
     }
 
     /// The name of the bridge (`<name>br`).
@@ -147,6 +164,24 @@ pub enum NetworkMode {
     /// An own network namespace on a host bridge, `net_in` by DNAT (see the module docs of
     /// `linux_backend::network` in the sources, and [`BridgeNetwork`]).
     Bridged(BridgeNetwork),
+}
+
+/// The payload field `protocol field` (`ip saddr`, `tcp dport`).
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: Cow::Borrowed(protocol),
+            field: Cow::Borrowed(field),
+        },
+    )))
+}
+
+/// A network as an nftables prefix.
+fn prefix(net: Ipv4Net) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(Expression::String(Cow::Owned(net.network().to_string()))),
+        len: u32::from(net.prefix_len()),
+    }))
 }
 
 /// The errno of a netlink failure, if it is one.
@@ -251,8 +286,20 @@ pub(crate) struct Attachment {
     offset: u32,
     /// The host end of its veth pair.
     veth: String,
-    /// How many DNAT rules were added for it.
-    mappings: AtomicUsize,
+    /// Its rules: held while one is added or while all are removed, so that a rule added
+    /// while the container is destroyed is removed with the others, or never added.
+    rules: Mutex<Rules>,
+}
+
+/// What a container has in the NAT table.
+#[derive(Debug, Default)]
+struct Rules {
+    /// How many DNAT rules were added.
+    mappings: usize,
+    /// Whether the container has an egress chain.
+    egress: bool,
+    /// Whether the container was detached (no rule may be added any more).
+    detached: bool,
 }
 
 impl Attachment {
@@ -401,6 +448,34 @@ impl Bridge {
         batch.add(chain("prerouting", Some((NfHook::Prerouting, -100))));
         batch.add(chain("output", Some((NfHook::Output, -100))));
         batch.add(chain("postrouting", Some((NfHook::Postrouting, 100))));
+        batch.add(NfListObject::Chain(Chain {
+            family: NfFamily::IP,
+            table: Cow::Borrowed(self.table.as_str()),
+            name: Cow::Borrowed("forward"),
+            _type: Some(NfChainType::Filter),
+            hook: Some(NfHook::Forward),
+            prio: Some(0),
+            policy: Some(NfChainPolicy::Accept),
+            ..Chain::default()
+        }));
+        batch.add(self.rule(
+            "forward",
+            vec![
+                Statement::Match(Match {
+                    left: Expression::Named(NamedExpression::CT(CT {
+                        key: Cow::Borrowed("state"),
+                        family: None,
+                        dir: None,
+                    })),
+                    right: Expression::List(vec![
+                        Expression::String(Cow::Borrowed("established")),
+                        Expression::String(Cow::Borrowed("related")),
+                    ]),
+                    op: Operator::IN,
+                }),
+                Statement::Accept(None),
+            ],
+        ));
         let local_jump = || {
             vec![
                 Statement::Match(Match {
@@ -506,7 +581,146 @@ impl Bridge {
 
     /// Makes a network namespace for a container, joined to the bridge with an IP of its
     /// own and a default route via the bridge (blocking). On failure nothing is left.
-    pub(crate) fn attach(&self) -> Result<Attachment> {
+    pub(crate) fn attach(&self, net_out: &[NetOutRule]) -> Result<Attachment> {
+        let attachment = self.attach_link()?;
+        if self.config.enforce_net_out {
+            if let Err(err) = self.install_egress(&attachment, net_out) {
+                let _ = self.detach(&attachment);
+                return Err(err);
+            }
+        }
+        Ok(attachment)
+    }
+
+    /// Whether `net_out` rules are enforced.
+    pub(crate) fn enforces_net_out(&self) -> bool {
+        self.config.enforce_net_out
+    }
+
+    fn egress_chain(offset: u32) -> String {
+        format!("egress_c{offset}")
+    }
+
+    /// The container's egress chain (its rules, then reject) and the jump to it.
+    fn install_egress(&self, attachment: &Attachment, net_out: &[NetOutRule]) -> Result<()> {
+        let chain = Bridge::egress_chain(attachment.offset);
+        let mut batch = Batch::new();
+        batch.add(NfListObject::Chain(Chain {
+            family: NfFamily::IP,
+            table: Cow::Borrowed(self.table.as_str()),
+            name: Cow::Owned(chain.clone()),
+            ..Chain::default()
+        }));
+        let in_chain = |expr: Vec<Statement<'static>>| {
+            NfListObject::Rule(Rule {
+                family: NfFamily::IP,
+                table: Cow::Borrowed(self.table.as_str()),
+                chain: Cow::Owned(chain.clone()),
+                expr: Cow::Owned(expr),
+                ..Rule::default()
+            })
+        };
+        for (i, rule) in net_out.iter().enumerate() {
+            let networks: Vec<Ipv4Net> = rule
+                .parsed_networks()
+                .map_err(|e| Error::invalid(format!("net_out[{i}].{e}")))?
+                .into_iter()
+                .filter_map(|net| match net {
+                    ipnet::IpNet::V4(net) => Some(net),
+                    ipnet::IpNet::V6(_) => None,
+                })
+                .collect();
+            if !rule.networks.is_empty() && networks.is_empty() {
+                // IPv6 destinations only: nothing a container (IPv4 only) can reach.
+                continue;
+            }
+            let mut expr = Vec::new();
+            let l4 = match rule.protocol {
+                Protocol::All => None,
+                Protocol::Tcp => Some("tcp"),
+                Protocol::Udp => Some("udp"),
+                Protocol::Icmp => Some("icmp"),
+            };
+            if let Some(l4) = l4 {
+                expr.push(Statement::Match(Match {
+                    left: Expression::Named(NamedExpression::Meta(Meta {
+                        key: MetaKey::L4proto,
+                    })),
+                    right: Expression::String(Cow::Borrowed(l4)),
+                    op: Operator::EQ,
+                }));
+            }
+            if !networks.is_empty() {
+                expr.push(Statement::Match(Match {
+                    left: payload("ip", "daddr"),
+                    right: Expression::Named(NamedExpression::Set(
+                        networks
+                            .iter()
+                            .map(|net| SetItem::Element(prefix(*net)))
+                            .collect(),
+                    )),
+                    op: Operator::EQ,
+                }));
+            }
+            if let (Some(l4 @ ("tcp" | "udp")), false) = (l4, rule.ports.is_empty()) {
+                expr.push(Statement::Match(Match {
+                    left: payload(l4, "dport"),
+                    right: Expression::Named(NamedExpression::Set(
+                        rule.ports
+                            .iter()
+                            .map(|&(first, last)| {
+                                SetItem::Element(if first == last {
+                                    Expression::Number(u32::from(first))
+                                } else {
+                                    Expression::Range(Box::new(Range {
+                                        range: [
+                                            Expression::Number(u32::from(first)),
+                                            Expression::Number(u32::from(last)),
+                                        ],
+                                    }))
+                                })
+                            })
+                            .collect(),
+                    )),
+                    op: Operator::EQ,
+                }));
+            }
+            expr.push(Statement::Accept(None));
+            batch.add(in_chain(expr));
+        }
+        batch.add(in_chain(vec![Statement::Reject(None)]));
+        batch.add(NfListObject::Rule(Rule {
+            family: NfFamily::IP,
+            table: Cow::Borrowed(self.table.as_str()),
+            chain: Cow::Borrowed("forward"),
+            expr: Cow::Owned(vec![
+                Statement::Match(Match {
+                    left: payload("ip", "saddr"),
+                    right: Expression::String(Cow::Owned(attachment.ip.to_string())),
+                    op: Operator::EQ,
+                }),
+                Statement::Match(Match {
+                    left: payload("ip", "daddr"),
+                    right: prefix(self.subnet),
+                    op: Operator::NEQ,
+                }),
+                Statement::Jump(JumpTarget {
+                    target: Cow::Owned(chain.clone()),
+                }),
+            ]),
+            comment: Some(Cow::Owned(Bridge::tag(attachment.offset))),
+            ..Rule::default()
+        }));
+        let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply(
+            &format!("installing the egress rules of {}", attachment.ip),
+            &batch.to_nftables(),
+        )?;
+        rules.egress = true;
+        Ok(())
+    }
+
+    fn attach_link(&self) -> Result<Attachment> {
         let offset = self.lease()?;
         let ip = self.ip_of(offset);
         let veth = format!("{}{offset}", self.config.veth_prefix());
@@ -601,7 +815,7 @@ impl Bridge {
                 ip,
                 offset,
                 veth,
-                mappings: AtomicUsize::new(0),
+                rules: Mutex::new(Rules::default()),
             }),
             Err(err) => {
                 self.release(offset);
@@ -647,7 +861,14 @@ impl Bridge {
             comment: Some(Cow::Owned(Bridge::tag(attachment.offset))),
             ..Rule::default()
         }));
-        attachment.mappings.fetch_add(1, Ordering::SeqCst);
+        let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
+        if rules.detached {
+            return Err(Error::backend(
+                format!("mapping host port {host_port}"),
+                std::io::Error::other("the container is being destroyed"),
+            ));
+        }
+        rules.mappings += 1;
         self.apply(
             &format!(
                 "mapping host port {host_port} to {}:{container_port}",
@@ -660,10 +881,14 @@ impl Bridge {
     /// Removes the container's DNAT rules and its veth pair, and frees its IP (blocking).
     /// The IP is freed even when a removal fails; the error says which.
     pub(crate) fn detach(&self, attachment: &Attachment) -> Result<()> {
-        let rules = if attachment.mappings.load(Ordering::SeqCst) > 0 {
-            self.delete_rules(&Bridge::tag(attachment.offset))
-        } else {
-            Ok(())
+        let rules = {
+            let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
+            rules.detached = true;
+            if rules.mappings > 0 || rules.egress {
+                self.delete_rules(attachment.offset, rules.egress)
+            } else {
+                Ok(())
+            }
         };
         let veth = attachment.veth.clone();
         let link = on_own_thread("detaching a container", move |runtime| {
@@ -674,33 +899,41 @@ impl Bridge {
         rules.and(link)
     }
 
-    fn delete_rules(&self, tag: &str) -> Result<()> {
-        let args = ["list", "chain", "ip", self.table.as_str(), "ports"];
+    /// Deletes the rules tagged with the container's offset (in any chain) and, with
+    /// `egress`, its egress chain: one transaction.
+    fn delete_rules(&self, offset: u32, egress: bool) -> Result<()> {
+        let tag = Bridge::tag(offset);
+        let args = ["list", "table", "ip", self.table.as_str()];
         let listed =
             nftables::helper::get_current_ruleset_with_args(Some(self.config.nft.as_str()), args)
-                .map_err(|e| Error::backend("nftables: listing the port rules", e))?;
+                .map_err(|e| Error::backend("nftables: listing the table", e))?;
         let mut batch = Batch::new();
-        let mut any = false;
         for object in listed.objects.iter() {
             if let NfObject::ListObject(NfListObject::Rule(rule)) = object {
-                if rule.comment.as_deref() == Some(tag) {
+                if rule.comment.as_deref() == Some(tag.as_str()) {
                     if let Some(handle) = rule.handle {
                         batch.delete(NfListObject::Rule(Rule {
                             family: NfFamily::IP,
                             table: Cow::Borrowed(self.table.as_str()),
-                            chain: Cow::Borrowed("ports"),
+                            chain: Cow::Owned(rule.chain.to_string()),
                             handle: Some(handle),
                             ..Rule::default()
                         }));
-                        any = true;
                     }
                 }
             }
         }
-        if any {
-            self.apply("deleting port rules", &batch.to_nftables())?;
+        if egress {
+            let chain = Chain {
+                family: NfFamily::IP,
+                table: Cow::Borrowed(self.table.as_str()),
+                name: Cow::Owned(Bridge::egress_chain(offset)),
+                ..Chain::default()
+            };
+            batch.add_cmd(NfCmd::Flush(FlushObject::Chain(chain.clone())));
+            batch.delete(NfListObject::Chain(chain));
         }
-        Ok(())
+        self.apply("deleting a container's rules", &batch.to_nftables())
     }
 
     /// Bytes (received, sent) by the container, read from the host end of its veth.
