@@ -167,7 +167,7 @@ impl Fixture {
         assert_eq!(self.dnat_rules(), Vec::<String>::new(), "DNAT rules left");
         let table = run("nft", &["list", "table", "ip", &self.network.table_name()]);
         assert!(
-            !table.contains("egress_c") && !table.contains("dnat"),
+            !table.contains("egress_c") && !table.contains("dnat to"),
             "container rules left: {table}"
         );
         assert_eq!(self.backend().leased_ips(), Some(0), "IPs still leased");
@@ -389,6 +389,21 @@ async fn mapped_ports_answer_on_localhost_and_on_the_hosts_ip() {
     .await
     .unwrap();
     assert!(response.contains("eighty-eighty"), "{response}");
+
+    // From another container, through the host's address on the bridge (hairpin).
+    let neighbour = backend
+        .create(ContainerSpec::new("dnat-neighbour"))
+        .await
+        .unwrap();
+    let gateway = format!("10.254.{}.1", 100 + fixture.n);
+    let script = format!(
+        "for i in $(seq 100); do wget -q -O - http://{gateway}:{}/ && exit 0; sleep 0.1; done; exit 1",
+        first.host_port
+    );
+    let (status, out, err) = sh(&neighbour, &script).await;
+    assert!(status.success(), "no hairpin: {out}{err}");
+    assert_eq!(out.trim(), "eighty-eighty");
+    backend.destroy("dnat-neighbour").await.unwrap();
 
     // From another host, through this host's address on the link between them (DNAT in
     // prerouting): the way a router reaches the container.

@@ -22,8 +22,9 @@
 //!   jumps to the container's chain `egress_c<n>`: one accept rule per `net_out` rule,
 //!   then reject;
 //! - `postrouting` (nat): traffic from the subnet leaving by another interface is
-//!   masqueraded (outbound access), and traffic from `127.0.0.0/8` DNATed onto the bridge
-//!   is masqueraded as the bridge's address (with `route_localnet` on the bridge, which the
+//!   masqueraded (outbound access), so is traffic from one container DNATed to another
+//!   (hairpin: a container reaching a mapped port on a host address), and traffic from
+//!   `127.0.0.0/8` DNATed onto the bridge is masqueraded as the bridge's address (with `route_localnet` on the bridge, which the
 //!   kernel needs to route a loopback source out of it).
 //!
 //! The backend also turns on `net.ipv4.ip_forward` (host-wide), without which no container
@@ -493,21 +494,14 @@ impl Bridge {
         };
         batch.add(self.rule("prerouting", local_jump()));
         batch.add(self.rule("output", local_jump()));
-        let saddr = |net: Ipv4Net| {
+        let in_net = |field: &'static str, net: Ipv4Net| {
             Statement::Match(Match {
-                left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-                    PayloadField {
-                        protocol: Cow::Borrowed("ip"),
-                        field: Cow::Borrowed("saddr"),
-                    },
-                ))),
-                right: Expression::Named(NamedExpression::Prefix(Prefix {
-                    addr: Box::new(Expression::String(Cow::Owned(net.network().to_string()))),
-                    len: u32::from(net.prefix_len()),
-                })),
+                left: payload("ip", field),
+                right: prefix(net),
                 op: Operator::EQ,
             })
         };
+        let saddr = |net: Ipv4Net| in_net("saddr", net);
         let oifname = |op: Operator| {
             Statement::Match(Match {
                 left: Expression::Named(NamedExpression::Meta(Meta {
@@ -522,6 +516,26 @@ impl Bridge {
             vec![
                 saddr(self.subnet),
                 oifname(Operator::NEQ),
+                Statement::Masquerade(None),
+            ],
+        ));
+        // Hairpin: a container reaching another through a host address and a mapped port
+        // must see the answer come from where it sent the request (without br_netfilter
+        // the answer would otherwise go straight back over the bridge).
+        batch.add(self.rule(
+            "postrouting",
+            vec![
+                saddr(self.subnet),
+                in_net("daddr", self.subnet),
+                Statement::Match(Match {
+                    left: Expression::Named(NamedExpression::CT(CT {
+                        key: Cow::Borrowed("status"),
+                        family: None,
+                        dir: None,
+                    })),
+                    right: Expression::String(Cow::Borrowed("dnat")),
+                    op: Operator::IN,
+                }),
                 Statement::Masquerade(None),
             ],
         ));
@@ -842,12 +856,7 @@ impl Bridge {
             chain: Cow::Borrowed("ports"),
             expr: Cow::Owned(vec![
                 Statement::Match(Match {
-                    left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-                        PayloadField {
-                            protocol: Cow::Borrowed("tcp"),
-                            field: Cow::Borrowed("dport"),
-                        },
-                    ))),
+                    left: payload("tcp", "dport"),
                     right: Expression::Number(u32::from(host_port)),
                     op: Operator::EQ,
                 }),
