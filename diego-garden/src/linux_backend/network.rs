@@ -116,7 +116,12 @@ impl BridgeNetwork {
     }
 
     /// Checks the settings; the error names the field and the reason.
-    pub fn validate(&self) -> Result<Ipv4Net> {
+    pub fn validate(&self) -> Result<()> {
+        self.checked_subnet().map(drop)
+    }
+
+    /// The subnet, once the settings are checked.
+    fn checked_subnet(&self) -> Result<Ipv4Net> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 8
             && self
@@ -156,6 +161,24 @@ impl BridgeNetwork {
 }
 
 /// How the containers of a [`LinuxBackend`](super::LinuxBackend) are networked.
+///
+/// ```
+/// use diego_garden::{BridgeNetwork, LinuxBackendConfig, NetworkMode};
+///
+/// // Containers on bridge `dg0br`, IPs from 10.254.0.0/22, egress rules enforced.
+/// let network = BridgeNetwork::new("dg0", "10.254.0.0/22").enforce_net_out(true);
+/// assert_eq!(network.bridge_name(), "dg0br");
+/// assert!(network.validate().is_ok());
+/// let config = LinuxBackendConfig::new("/var/lib/diego-rs/containers", "/var/lib/diego-rs/rootfs/busybox")
+///     .network(NetworkMode::Bridged(network));
+/// // `LinuxBackend::new(config)` then needs root, nftables and a kernel with veth and
+/// // bridge support.
+/// # let _ = config;
+///
+/// // A bad subnet is refused with the field named.
+/// let err = BridgeNetwork::new("dg0", "10.254.0.1/22").validate().unwrap_err();
+/// assert!(err.to_string().contains("network.bridged.subnet"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NetworkMode {
@@ -315,7 +338,7 @@ impl Bridge {
     /// forwarding and `route_localnet` on the bridge, removes what a previous run with the
     /// same name left (veth host ends and the nftables table) and installs a fresh table.
     pub(crate) fn start(config: BridgeNetwork) -> Result<Bridge> {
-        let subnet = config.validate()?;
+        let subnet = config.checked_subnet()?;
         let gateway = subnet
             .hosts()
             .next()
