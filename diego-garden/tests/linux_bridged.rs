@@ -682,3 +682,25 @@ async fn net_out_rules_are_enforced_when_asked() {
     backend.destroy("open").await.unwrap();
     fixture.assert_clean();
 }
+
+#[test]
+fn a_backend_that_cannot_start_leaves_no_bridge() {
+    if let Some(why) = missing_dependency("cannot_start") {
+        eprintln!("SKIPPED linux_bridged::cannot_start: {why}");
+        return;
+    }
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let mut network = network_for(n, 24);
+    network.nft = "/nonexistent/nft".to_string();
+    let dir = std::env::temp_dir().join(format!("garden-bridged-nonft-{}", std::process::id()));
+    let config = LinuxBackendConfig::new(&dir, rootfs().display().to_string())
+        .network(NetworkMode::Bridged(network.clone()));
+    match LinuxBackend::new(config) {
+        Err(Error::Backend { context, .. }) => assert!(context.contains("nftables"), "{context}"),
+        Err(other) => panic!("expected a backend error, got {other}"),
+        Ok(_) => panic!("started without nft"),
+    }
+    let bridge = PathBuf::from("/sys/class/net").join(network.bridge_name());
+    assert!(!bridge.exists(), "the bridge of a failed start is left");
+    let _ = std::fs::remove_dir_all(&dir);
+}

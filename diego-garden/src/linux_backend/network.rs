@@ -185,8 +185,11 @@ pub enum NetworkMode {
     /// The host's network: `net_in` leases host ports the process listens on itself.
     #[default]
     Host,
-    /// An own network namespace on a host bridge, `net_in` by DNAT (see the module docs of
-    /// `linux_backend::network` in the sources, and [`BridgeNetwork`]).
+    /// An own network namespace on a host bridge, `net_in` by DNAT (TCP), outbound traffic
+    /// masqueraded (see [`BridgeNetwork`]). The backend makes the bridge when missing
+    /// (and removes it when dropped), turns on `net.ipv4.ip_forward` host-wide, keeps its
+    /// rules in an nftables table of its own (`nft` must be installed) and, at start-up,
+    /// removes the veths and rules a previous backend of the same name left.
     Bridged(BridgeNetwork),
 }
 
