@@ -298,18 +298,27 @@ macro_rules! conformance_tests {
     };
 }
 
-// The scenarios that touch networking or the container's lifecycle; the others do not
-// depend on the network mode and run in host mode in `linux_backend.rs`.
+// Every scenario: a container with a network of its own must behave as one without.
 conformance_tests!(
     lifecycle,
+    duplicate_and_invalid_handles,
     env_and_dir,
+    stdout_and_stderr,
     exit_codes,
+    missing_executable,
     signals,
+    kill_after_ignored_terminate,
+    stream_round_trip,
+    properties_and_filters,
     capacity_accounting,
     destroy_while_running,
     stop,
+    attach,
     net_in,
     metrics_and_bulk,
+    nofile_limit,
+    memory_limit,
+    pids_limit,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
