@@ -713,3 +713,47 @@ fn a_backend_that_cannot_start_leaves_no_bridge() {
     assert!(!bridge.exists(), "the bridge of a failed start is left");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An `nft` that applies rules but never tells their handles (as if `--echo` printed
+/// nothing): destroy must then find a container's rules by their comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_whose_handles_are_unknown_are_still_removed() {
+    if let Some(why) = missing_dependency("unknown_handles") {
+        eprintln!("SKIPPED linux_bridged::unknown_handles: {why}");
+        return;
+    }
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("garden-bridged-mute-nft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = run("sh", &["-c", "command -v nft"]);
+    let wrapper = dir.join("nft");
+    let script = format!(
+        "#!/bin/sh\n\
+         case \" $* \" in\n\
+         *' --echo '*) args=''; for a in \"$@\"; do [ \"$a\" = --echo ] || args=\"$args $a\"; done;\n\
+         {real} $args >/dev/null || exit $?; echo '{{\"nftables\": []}}' ;;\n\
+         *) exec {real} \"$@\" ;;\n\
+         esac\n",
+        real = real.trim()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut network = network_for(n, 24).enforce_net_out(true);
+    network.nft = wrapper.display().to_string();
+    let fixture = fixture_with("unknown_handles", n, network);
+    let backend = fixture.backend();
+    let mut spec = ContainerSpec::new("mute");
+    spec.net_in.push(NetIn {
+        host_port: 0,
+        container_port: 8080,
+    });
+    spec.net_out = vec![NetOutRule::new(Protocol::Udp).ports(53, 53)];
+    let container = backend.create(spec).await.unwrap();
+    container.net_in(0, 9090).await.unwrap();
+    assert_eq!(fixture.dnat_rules().len(), 2, "{:?}", fixture.dnat_rules());
+    backend.destroy("mute").await.unwrap();
+    fixture.assert_clean();
+    drop(fixture);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -321,8 +321,12 @@ pub(crate) struct Attachment {
 /// What a container has in the NAT table.
 #[derive(Debug, Default)]
 struct Rules {
-    /// How many DNAT rules were added.
-    mappings: usize,
+    /// The (chain, handle) of each rule added in a shared chain (DNAT rules, the jump to
+    /// the egress chain), deleted by handle on destroy.
+    handles: Vec<(&'static str, u32)>,
+    /// Whether a rule was added whose handle nft did not tell: destroy then finds the
+    /// container's rules by their comment.
+    untracked: bool,
     /// Whether the container has an egress chain.
     egress: bool,
     /// Whether the container was detached (no rule may be added any more).
@@ -424,6 +428,34 @@ impl Bridge {
         };
         this.reset_table()?;
         Ok(this)
+    }
+
+    /// Applies `ruleset`, which adds one rule to the shared chain `chain`, and records
+    /// the new rule's handle (nft's `--echo`) in `rules`.
+    fn apply_tracked(
+        &self,
+        what: &str,
+        ruleset: &Nftables<'_>,
+        chain: &'static str,
+        rules: &mut Rules,
+    ) -> Result<()> {
+        let echoed = nftables::helper::apply_and_return_ruleset_with_args(
+            ruleset,
+            Some(self.config.nft.as_str()),
+            std::iter::empty::<&str>(),
+        )
+        .map_err(|e| Error::backend(format!("nftables: {what}"), e))?;
+        let handle = echoed.objects.iter().find_map(|object| match object {
+            NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(rule))) if rule.chain == chain => {
+                rule.handle
+            }
+            _ => None,
+        });
+        match handle {
+            Some(handle) => rules.handles.push((chain, handle)),
+            None => rules.untracked = true,
+        }
+        Ok(())
     }
 
     fn apply(&self, what: &str, ruleset: &Nftables<'_>) -> Result<()> {
@@ -752,9 +784,11 @@ impl Bridge {
             ..Rule::default()
         }));
         let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
-        self.apply(
+        self.apply_tracked(
             &format!("installing the egress rules of {}", attachment.ip),
             &batch.to_nftables(),
+            "forward",
+            &mut rules,
         )?;
         rules.egress = true;
         Ok(())
@@ -903,13 +937,14 @@ impl Bridge {
                 std::io::Error::other("the container is being destroyed"),
             ));
         }
-        rules.mappings += 1;
-        self.apply(
+        self.apply_tracked(
             &format!(
                 "mapping host port {host_port} to {}:{container_port}",
                 attachment.ip
             ),
             &batch.to_nftables(),
+            "ports",
+            &mut rules,
         )
     }
 
@@ -919,10 +954,10 @@ impl Bridge {
         let rules = {
             let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
             rules.detached = true;
-            if rules.mappings > 0 || rules.egress {
-                self.delete_rules(attachment.offset, rules.egress)
-            } else {
+            if rules.handles.is_empty() && !rules.untracked && !rules.egress {
                 Ok(())
+            } else {
+                self.delete_rules(attachment.offset, &rules)
             }
         };
         let veth = attachment.veth.clone();
@@ -934,31 +969,50 @@ impl Bridge {
         rules.and(link)
     }
 
-    /// Deletes the rules tagged with the container's offset (in any chain) and, with
-    /// `egress`, its egress chain: one transaction.
-    fn delete_rules(&self, offset: u32, egress: bool) -> Result<()> {
-        let tag = Bridge::tag(offset);
-        let args = ["list", "table", "ip", self.table.as_str()];
-        let listed =
-            nftables::helper::get_current_ruleset_with_args(Some(self.config.nft.as_str()), args)
-                .map_err(|e| Error::backend("nftables: listing the table", e))?;
-        let mut batch = Batch::new();
-        for object in listed.objects.iter() {
-            if let NfObject::ListObject(NfListObject::Rule(rule)) = object {
-                if rule.comment.as_deref() == Some(tag.as_str()) {
-                    if let Some(handle) = rule.handle {
-                        batch.delete(NfListObject::Rule(Rule {
-                            family: NfFamily::IP,
-                            table: Cow::Borrowed(self.table.as_str()),
-                            chain: Cow::Owned(rule.chain.to_string()),
-                            handle: Some(handle),
-                            ..Rule::default()
-                        }));
+    /// Deletes the container's rules in the shared chains (by handle, or, when one was
+    /// not told, every rule tagged with the container's offset) and its egress chain:
+    /// one transaction.
+    fn delete_rules(&self, offset: u32, rules: &Rules) -> Result<()> {
+        let mut handles: Vec<(String, u32)> = rules
+            .handles
+            .iter()
+            .map(|&(chain, handle)| (chain.to_string(), handle))
+            .collect();
+        if rules.untracked {
+            let tag = Bridge::tag(offset);
+            let args = ["list", "table", "ip", self.table.as_str()];
+            let listed = nftables::helper::get_current_ruleset_with_args(
+                Some(self.config.nft.as_str()),
+                args,
+            )
+            .map_err(|e| Error::backend("nftables: listing the table", e))?;
+            handles = listed
+                .objects
+                .iter()
+                .filter_map(|object| match object {
+                    NfObject::ListObject(NfListObject::Rule(rule))
+                        if rule.comment.as_deref() == Some(tag.as_str()) =>
+                    {
+                        rule.handle.map(|handle| (rule.chain.to_string(), handle))
                     }
-                }
-            }
+                    _ => None,
+                })
+                .collect();
         }
-        if egress {
+        if handles.is_empty() && !rules.egress {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        for (chain, handle) in handles {
+            batch.delete(NfListObject::Rule(Rule {
+                family: NfFamily::IP,
+                table: Cow::Borrowed(self.table.as_str()),
+                chain: Cow::Owned(chain),
+                handle: Some(handle),
+                ..Rule::default()
+            }));
+        }
+        if rules.egress {
             let chain = Chain {
                 family: NfFamily::IP,
                 table: Cow::Borrowed(self.table.as_str()),
