@@ -16,7 +16,7 @@
 //! - `prerouting` and `output` (nat): `fib daddr type local jump ports`, so a mapped port
 //!   answers on every local address of the host, `127.0.0.1` included;
 //! - `ports`: one `tcp dport <host port> dnat to <container ip>:<container port>` rule per
-//!   mapping, its comment naming the container (`c<n>`), deleted on destroy;
+//!   mapping, its comment naming the container (`c<n>`);
 //! - `forward` (filter, policy accept): replies of established connections pass; with
 //!   [`BridgeNetwork::enforce_net_out`], traffic from a container to outside the subnet
 //!   jumps to the container's chain `egress_c<n>`: one accept rule per `net_out` rule,
@@ -24,8 +24,13 @@
 //! - `postrouting` (nat): traffic from the subnet leaving by another interface is
 //!   masqueraded (outbound access), so is traffic from one container DNATed to another
 //!   (hairpin: a container reaching a mapped port on a host address), and traffic from
-//!   `127.0.0.0/8` DNATed onto the bridge is masqueraded as the bridge's address (with `route_localnet` on the bridge, which the
-//!   kernel needs to route a loopback source out of it).
+//!   `127.0.0.0/8` DNATed onto the bridge is masqueraded as the bridge's address (with
+//!   `route_localnet` on the bridge, which the kernel needs to route a loopback source
+//!   out of it): a mapped port answers on `127.0.0.1` as in host-network mode.
+//!
+//! The backend keeps the handle nft tells (`--echo`) of each rule it adds to a shared
+//! chain and deletes the container's rules by handle on destroy, in one transaction with
+//! its egress chain; rules whose handle was not told are found by their comment.
 //!
 //! The backend also turns on `net.ipv4.ip_forward` (host-wide), without which no container
 //! packet is routed off the bridge.
