@@ -19,17 +19,23 @@ fi
 need_apt=()
 command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+# Bridged networking: nft drives the NAT rules; the tests use ip to make a second host.
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        # runc is only for the benchmark ratio; busybox is required.
-        apt-get install -y -qq busybox-static >/dev/null
+        # runc is only for the benchmark ratio; busybox, nftables and iproute2 are required.
+        apt-get install -y -qq busybox-static nftables iproute2 >/dev/null
         apt-get install -y -qq runc >/dev/null 2>&1 || echo "setup-garden: runc not installed (benchmark ratio will skip)" >&2
     else
-        echo "setup-garden: no apt-get; install busybox-static by hand" >&2
+        echo "setup-garden: no apt-get; install busybox-static, nftables and iproute2 by hand" >&2
         exit 1
     fi
+fi
+if ! nft list tables >/dev/null 2>&1; then
+    echo "setup-garden: nft cannot reach the kernel's nf_tables; the bridged LinuxBackend tests will fail" >&2
 fi
 
 BUSYBOX="$(command -v busybox || echo /bin/busybox)"

@@ -15,7 +15,7 @@
 //!
 //! or all at once with [`run_all`]. Processes are `/bin/sh -c` scripts using only `echo`,
 //! `exit`, `sleep`, `trap '' TERM`, `cat` and `$VAR`; limits are tested only where
-//! [`Capabilities`] claims them (memory and pids scenarios need `sh`, `tail`, `seq` and
+//! [`Capabilities`](crate::Capabilities) claims them (memory and pids scenarios need `sh`, `tail`, `seq` and
 //! `/dev/zero` in the container, as busybox has). The scenarios run sequentially against
 //! one backend; handles are unique, so a backend shared with other work is fine.
 

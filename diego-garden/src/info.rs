@@ -227,6 +227,12 @@ impl Capabilities {
         self
     }
 
+    /// Sets `net_out`.
+    pub fn with_net_out(mut self, yes: bool) -> Self {
+        self.net_out = yes;
+        self
+    }
+
     /// Sets `isolation`.
     pub fn with_isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;

@@ -34,7 +34,8 @@
 //!
 //! - [`ContainerBackend`], [`Container`], [`Process`]: the contract (object-safe).
 //! - [`ProcessBackend`]: host processes, one directory per container (the default).
-//! - [`LinuxBackend`]: namespaces, cgroups and an own root filesystem (root, Linux).
+//! - [`LinuxBackend`]: namespaces, cgroups and an own root filesystem (root, Linux); the
+//!   host's network, or a bridged one ([`NetworkMode`]) with `net_in` by DNAT.
 //! - [`FakeBackend`]: simulated containers for tests and simulations.
 //! - `conformance` (feature `test-util`): the scenarios every backend passes; run them
 //!   against your own backend too.
@@ -59,7 +60,7 @@ pub use crate::info::{
     Capabilities, Capacity, ContainerInfo, ContainerMetrics, ContainerState, ExitStatus,
     PortMapping, Signal, OUT_OF_MEMORY_EVENT,
 };
-pub use crate::linux_backend::{LinuxBackend, LinuxBackendConfig};
+pub use crate::linux_backend::{BridgeNetwork, LinuxBackend, LinuxBackendConfig, NetworkMode};
 pub use crate::output::collect;
 pub use crate::process_backend::{ProcessBackend, ProcessBackendConfig};
 pub use crate::spec::{

@@ -64,10 +64,72 @@ pub enum Protocol {
 pub struct NetOutRule {
     /// The transport allowed.
     pub protocol: Protocol,
-    /// Destination networks in CIDR notation (`10.0.0.0/8`); empty means any.
+    /// Destination networks in CIDR notation (`10.0.0.0/8`) or single addresses;
+    /// empty means any.
     pub networks: Vec<String>,
-    /// Destination port ranges (inclusive); empty means any.
+    /// Destination port ranges (inclusive, from 1); empty means any. Only with
+    /// [`Protocol::Tcp`] or [`Protocol::Udp`].
     pub ports: Vec<(u16, u16)>,
+}
+
+impl NetOutRule {
+    /// A rule allowing `protocol` to anywhere.
+    pub fn new(protocol: Protocol) -> Self {
+        NetOutRule {
+            protocol,
+            networks: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+
+    /// Adds a destination network (`10.0.0.0/8`) or address.
+    pub fn network(mut self, network: impl Into<String>) -> Self {
+        self.networks.push(network.into());
+        self
+    }
+
+    /// Adds a destination port range (inclusive).
+    pub fn ports(mut self, first: u16, last: u16) -> Self {
+        self.ports.push((first, last));
+        self
+    }
+
+    /// The rule's networks, parsed (a single address is a network of one).
+    pub fn parsed_networks(&self) -> crate::Result<Vec<ipnet::IpNet>> {
+        self.networks
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        crate::Error::invalid(format!(
+                            "networks[{i}]: {text:?} is neither a CIDR network nor an address"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// Checks the rule; the error names the field and the reason.
+    pub fn validate(&self) -> crate::Result<()> {
+        self.parsed_networks()?;
+        for (i, &(first, last)) in self.ports.iter().enumerate() {
+            if first == 0 || first > last {
+                return Err(crate::Error::invalid(format!(
+                    "ports[{i}]: {first}..={last} is not a range of ports from 1"
+                )));
+            }
+        }
+        if !self.ports.is_empty() && !matches!(self.protocol, Protocol::Tcp | Protocol::Udp) {
+            return Err(crate::Error::invalid(format!(
+                "ports: only tcp and udp rules have ports, not {:?}",
+                self.protocol
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Everything needed to create a container.
@@ -139,6 +201,14 @@ impl ContainerSpec {
                     mount.dst_path
                 )));
             }
+        }
+        for (i, rule) in self.net_out.iter().enumerate() {
+            rule.validate().map_err(|err| match err {
+                crate::Error::InvalidSpec { reason } => {
+                    crate::Error::invalid(format!("net_out[{i}].{reason}"))
+                }
+                other => other,
+            })?;
         }
         if let Some(weight) = self.limits.cpu_weight {
             if !(1..=10_000).contains(&weight) {
@@ -316,6 +386,37 @@ mod tests {
         spec.limits.cpu_weight = Some(0);
         assert!(spec.validate().is_err());
         assert!(ProcessSpec::new("").validate().is_err());
+        let mut spec = ContainerSpec::new("ok");
+        spec.net_out = vec![
+            NetOutRule::new(Protocol::Tcp)
+                .network("10.0.0.0/8")
+                .network("192.0.2.7")
+                .ports(80, 443),
+            NetOutRule::new(Protocol::All),
+        ];
+        assert!(spec.validate().is_ok());
+        for (bad, field) in [
+            (
+                NetOutRule::new(Protocol::Tcp).network("10.0.0.0/33"),
+                "net_out[0].networks[0]",
+            ),
+            (
+                NetOutRule::new(Protocol::Tcp).ports(0, 10),
+                "net_out[0].ports[0]",
+            ),
+            (
+                NetOutRule::new(Protocol::Udp).ports(10, 9),
+                "net_out[0].ports[0]",
+            ),
+            (
+                NetOutRule::new(Protocol::All).ports(80, 80),
+                "net_out[0].ports",
+            ),
+        ] {
+            spec.net_out = vec![bad];
+            let err = spec.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{err} does not name {field}");
+        }
         assert!(ProcessSpec::shell("true").id("a/b").validate().is_err());
     }
 }

@@ -81,6 +81,28 @@ pub(crate) trait Isolation: Send + Sync + 'static {
 
     /// How many processes of the container the kernel killed for memory so far.
     fn oom_kills(&self, sandbox: &Self::Sandbox) -> u64;
+
+    /// The container's own IP, when it has a network of its own (`None`: the host's).
+    fn container_ip(&self, _sandbox: &Self::Sandbox) -> Option<String> {
+        None
+    }
+
+    /// Forwards the leased `host_port` to `container_port` of a container with a network
+    /// of its own (blocking); returns the port the process must listen on. Called only
+    /// when [`container_ip`](Self::container_ip) is `Some`.
+    fn map_port(
+        &self,
+        _sandbox: &Self::Sandbox,
+        host_port: u16,
+        _container_port: u16,
+    ) -> Result<u16> {
+        Ok(host_port)
+    }
+
+    /// Bytes (received, sent) on the container's own network; zero on the host's.
+    fn traffic(&self, _sandbox: &Self::Sandbox) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// Settings every host backend has.
@@ -181,6 +203,10 @@ impl<I: Isolation> HostBackend<I> {
         &self.shared.settings
     }
 
+    pub(crate) fn isolation(&self) -> &I {
+        &self.shared.isolation
+    }
+
     fn ready(&self, handle: &str) -> Result<Arc<HostContainer<I>>> {
         match lock(&self.shared.containers).get(handle) {
             Some(Slot::Ready(container)) => Ok(Arc::clone(container)),
@@ -263,7 +289,10 @@ impl<I: Isolation> ContainerBackend for HostBackend<I> {
         lock(&shared.containers).insert(spec.handle.clone(), Slot::Ready(Arc::clone(&container)));
         tracing::debug!(handle = %spec.handle, "created container");
         for rule in &spec.net_in {
-            if let Err(err) = container.map_port(rule.host_port, rule.container_port) {
+            if let Err(err) = container
+                .map_port(rule.host_port, rule.container_port)
+                .await
+            {
                 let _ = self.destroy(&spec.handle).await;
                 return Err(err);
             }
@@ -409,15 +438,50 @@ impl<I: Isolation> HostContainer<I> {
             .ok_or_else(|| Error::not_found(&self.handle))
     }
 
-    fn map_port(&self, host_port: u16, _container_port: u16) -> Result<PortMapping> {
+    async fn map_port(
+        self: &Arc<Self>,
+        host_port: u16,
+        container_port: u16,
+    ) -> Result<PortMapping> {
         let backend = self.backend()?;
-        let mut state = self.live()?;
+        self.check_live()?;
         let port = backend.ports.lease(host_port)?;
-        // Host network: the process listens on the host port itself.
-        let mapping = PortMapping {
-            host_port: port,
-            container_port: port,
+        let mapped = if backend.isolation.container_ip(&self.sandbox).is_some() {
+            // An own network: the backend forwards the host port (blocking work).
+            let this = Arc::clone(self);
+            let shared = Arc::clone(&backend);
+            tokio::task::spawn_blocking(move || {
+                shared
+                    .isolation
+                    .map_port(&this.sandbox, port, container_port)
+            })
+            .await
+            .map_err(|e| Error::backend("mapping a port", e))
+            .and_then(|r| r)
+        } else {
+            // Host network: the process listens on the host port itself.
+            Ok(port)
         };
+        let mapping = match mapped {
+            Ok(container_port) => PortMapping {
+                host_port: port,
+                container_port,
+            },
+            Err(err) => {
+                backend.ports.release(port);
+                if self.state().destroyed {
+                    return Err(Error::not_found(&self.handle));
+                }
+                return Err(err);
+            }
+        };
+        let mut state = self.state();
+        if state.destroyed {
+            // Destroyed meanwhile: its rules went with it, or go with the sandbox.
+            drop(state);
+            backend.ports.release(port);
+            return Err(Error::not_found(&self.handle));
+        }
         state.ports.push(mapping);
         Ok(mapping)
     }
@@ -555,7 +619,12 @@ impl<I: Isolation> Container for HostContainer<I> {
     }
 
     async fn net_in(&self, host_port: u16, container_port: u16) -> Result<PortMapping> {
-        self.map_port(host_port, container_port)
+        let backend = self.backend()?;
+        let this = match lock(&backend.containers).get(&self.handle) {
+            Some(Slot::Ready(container)) => Arc::clone(container),
+            _ => return Err(Error::not_found(&self.handle)),
+        };
+        this.map_port(host_port, container_port).await
     }
 
     async fn properties(&self) -> Result<Properties> {
@@ -586,7 +655,10 @@ impl<I: Isolation> Container for HostContainer<I> {
             },
             events: state.events.clone(),
             host_ip: backend.settings.host_ip.clone(),
-            container_ip: backend.settings.host_ip.clone(),
+            container_ip: backend
+                .isolation
+                .container_ip(&self.sandbox)
+                .unwrap_or_else(|| backend.settings.host_ip.clone()),
             mapped_ports: state.ports.clone(),
             properties: state.properties.clone(),
             process_ids: state
@@ -604,12 +676,13 @@ impl<I: Isolation> Container for HostContainer<I> {
         let pids: Vec<i32> = self.running_processes().iter().map(|p| p.pid()).collect();
         let usage = backend.isolation.usage(&self.sandbox, &pids);
         let disk_bytes = backend.isolation.disk_bytes(&self.sandbox);
+        let (rx_bytes, tx_bytes) = backend.isolation.traffic(&self.sandbox);
         Ok(ContainerMetrics {
             memory_bytes: usage.memory_bytes,
             cpu_time: usage.cpu_time,
             disk_bytes,
-            rx_bytes: 0,
-            tx_bytes: 0,
+            rx_bytes,
+            tx_bytes,
             age: self.created.elapsed(),
         })
     }

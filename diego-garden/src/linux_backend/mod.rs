@@ -7,13 +7,19 @@
 //! shared read-only) under a writable per-container layer. `/proc` and a minimal `/dev`
 //! are mounted. The container's cgroup (v1 or v2, detected) limits memory, pids and CPU
 //! weight; a process the kernel kills for memory exits with "(out of memory)" and the
-//! container records an "out of memory" event. Network: the host's, with `net_in`
-//! leasing host ports as the ProcessBackend does. Bridged networking is not offered
-//! (`net_in` never DNATs).
+//! container records an "out of memory" event.
+//!
+//! Network ([`NetworkMode`]): by default the host's, with `net_in` leasing host ports as
+//! the ProcessBackend does. In bridged mode each container has its own network namespace
+//! on a host bridge, an IP from the configured subnet, `net_in` as DNAT and outbound
+//! traffic masqueraded (see the `network` module).
 
 mod cgroup;
+mod network;
 mod rootfs;
 mod sandbox;
+
+pub use self::network::{BridgeNetwork, NetworkMode};
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -25,6 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::cgroup::{Cgroup, CgroupLayout};
+use self::network::{Attachment, Bridge};
 use self::rootfs::{Overlay, RootfsResolver};
 use self::sandbox::{ExecPlan, PlannedBind, SandboxPlan, STACK_BYTES};
 use crate::backend::{Container, ContainerBackend};
@@ -60,8 +67,10 @@ pub struct LinuxBackendConfig {
     pub port_range: std::ops::RangeInclusive<u16>,
     /// How long `stop(false)` waits after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
-    /// The IP reported as host and container IP.
+    /// The IP reported as the host's (and as the container's in host-network mode).
     pub host_ip: String,
+    /// How containers are networked: the host's network (default) or bridged.
+    pub network: NetworkMode,
 }
 
 impl LinuxBackendConfig {
@@ -80,13 +89,28 @@ impl LinuxBackendConfig {
             port_range: 61_000..=65_000,
             stop_grace: Duration::from_secs(10),
             host_ip: "127.0.0.1".to_string(),
+            network: NetworkMode::Host,
         }
+    }
+
+    /// Sets how containers are networked.
+    pub fn network(mut self, network: NetworkMode) -> Self {
+        self.network = network;
+        self
     }
 }
 
 /// Namespaces, cgroups and an own root filesystem per container (see the module docs).
 pub struct LinuxBackend {
     inner: HostBackend<NamespaceIsolation>,
+}
+
+impl LinuxBackend {
+    /// In bridged mode, how many container IPs are leased now (one per container that
+    /// exists or is being created); `None` in host-network mode.
+    pub fn leased_ips(&self) -> Option<usize> {
+        self.inner.isolation().bridge.as_ref().map(Bridge::leased)
+    }
 }
 
 impl std::fmt::Debug for LinuxBackend {
@@ -125,7 +149,12 @@ impl LinuxBackend {
         });
         let layout = CgroupLayout::detect();
         tracing::debug!(?layout, "detected cgroups");
+        let bridge = match &config.network {
+            NetworkMode::Host => None,
+            NetworkMode::Bridged(network) => Some(Bridge::start(network.clone())?),
+        };
         let isolation = NamespaceIsolation {
+            bridge,
             resolver: RootfsResolver::new(
                 config.default_rootfs.clone(),
                 config.preloaded.clone(),
@@ -194,6 +223,8 @@ impl ContainerBackend for LinuxBackend {
 
 /// Isolation by namespaces, cgroups and overlay root filesystems.
 pub(crate) struct NamespaceIsolation {
+    /// The bridge of bridged mode; `None`: the host's network.
+    bridge: Option<Bridge>,
     resolver: RootfsResolver,
     layout: CgroupLayout,
     cgroup_parent: String,
@@ -215,6 +246,8 @@ pub(crate) struct LinuxSandbox {
     cgroup: Cgroup,
     hostname: Vec<u8>,
     binds: Vec<HostBind>,
+    /// The container's network namespace on the bridge (bridged mode).
+    net: Option<Attachment>,
 }
 
 fn cstring(path: &Path) -> Result<CString> {
@@ -313,6 +346,7 @@ impl Isolation for NamespaceIsolation {
             .with_cpu_weight(self.layout.has("cpu"))
             .with_nofile_limit(true)
             .with_isolation(true)
+            .with_net_out(self.bridge.as_ref().is_some_and(Bridge::enforces_net_out))
     }
 
     fn create(&self, spec: &ContainerSpec, dir: &Path) -> Result<LinuxSandbox> {
@@ -345,6 +379,20 @@ impl Isolation for NamespaceIsolation {
                 return Err(err);
             }
         };
+        let net = match self
+            .bridge
+            .as_ref()
+            .map(|bridge| bridge.attach(&spec.net_out))
+            .transpose()
+        {
+            Ok(net) => net,
+            Err(err) => {
+                let _ = cgroup.remove();
+                let _ = overlay.unmount();
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(err);
+            }
+        };
         let hostname: Vec<u8> = spec.handle.as_bytes().iter().copied().take(63).collect();
         Ok(LinuxSandbox {
             dir: dir.to_path_buf(),
@@ -352,6 +400,7 @@ impl Isolation for NamespaceIsolation {
             cgroup,
             hostname,
             binds,
+            net,
         })
     }
 
@@ -442,6 +491,7 @@ impl Isolation for NamespaceIsolation {
                 .iter()
                 .map(|p| cstring(p))
                 .collect::<Result<_>>()?,
+            netns: sandbox.net.as_ref().map(Attachment::netns_fd),
             root: cstring(root)?,
             hostname: sandbox.hostname.clone(),
             proc_dir: under_root("proc")?,
@@ -482,6 +532,10 @@ impl Isolation for NamespaceIsolation {
     }
 
     fn destroy(&self, sandbox: &LinuxSandbox) -> Result<()> {
+        let network = match (&self.bridge, &sandbox.net) {
+            (Some(bridge), Some(net)) => bridge.detach(net),
+            _ => Ok(()),
+        };
         let cgroup = sandbox.cgroup.remove();
         let overlay = sandbox.overlay.unmount();
         let removed = match std::fs::remove_dir_all(&sandbox.dir) {
@@ -492,7 +546,7 @@ impl Isolation for NamespaceIsolation {
                 err,
             )),
         };
-        cgroup.and(overlay).and(removed)
+        network.and(cgroup).and(overlay).and(removed)
     }
 
     fn usage(&self, sandbox: &LinuxSandbox, _pids: &[i32]) -> Usage {
@@ -508,6 +562,33 @@ impl Isolation for NamespaceIsolation {
 
     fn oom_kills(&self, sandbox: &LinuxSandbox) -> u64 {
         sandbox.cgroup.oom_kills()
+    }
+
+    fn container_ip(&self, sandbox: &LinuxSandbox) -> Option<String> {
+        sandbox.net.as_ref().map(|net| net.ip.to_string())
+    }
+
+    fn map_port(&self, sandbox: &LinuxSandbox, host_port: u16, container_port: u16) -> Result<u16> {
+        match (&self.bridge, &sandbox.net) {
+            (Some(bridge), Some(net)) => {
+                // No container port asked: the process listens on the host port's number.
+                let container_port = if container_port == 0 {
+                    host_port
+                } else {
+                    container_port
+                };
+                bridge.map_port(net, host_port, container_port)?;
+                Ok(container_port)
+            }
+            _ => Ok(host_port),
+        }
+    }
+
+    fn traffic(&self, sandbox: &LinuxSandbox) -> (u64, u64) {
+        match (&self.bridge, &sandbox.net) {
+            (Some(bridge), Some(net)) => bridge.traffic(net),
+            _ => (0, 0),
+        }
     }
 }
 

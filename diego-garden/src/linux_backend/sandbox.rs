@@ -1,7 +1,7 @@
 //! What runs between `fork` and `exec` for a process of a Linux container.
 //!
-//! The forked child (the *shim*) joins the container's cgroups, unshares mount, uts, ipc
-//! and pid namespaces and clones the container's *init* (pid 1 of the new pid namespace)
+//! The forked child (the *shim*) joins the container's cgroups (and, in bridged mode, its
+//! network namespace), unshares mount, uts, ipc and pid namespaces and clones the container's *init* (pid 1 of the new pid namespace)
 //! with `CLONE_VM`: the init runs on its own stack in the shim's memory, and tells the
 //! shim through a pipe when the main process has exec'd (or why it could not start it).
 //! The init mounts `/proc`, a minimal `/dev` and the bind mounts, pivots into the
@@ -67,6 +67,9 @@ pub(crate) struct PlannedBind {
 pub(crate) struct SandboxPlan {
     /// Files to write `0` (the calling process) to, to join the container's cgroups.
     pub(crate) cgroup_join: Vec<CString>,
+    /// The container's network namespace (a descriptor open in the parent, inherited by
+    /// the forked child), joined before the other namespaces are made; `None`: the host's.
+    pub(crate) netns: Option<c_int>,
     /// The container's root (the overlay mount) on the host.
     pub(crate) root: CString,
     /// The hostname.
@@ -312,6 +315,9 @@ impl SandboxPlan {
             // Single-threaded after fork: joining as the current thread moves the process.
             for join in &self.cgroup_join {
                 write_file(join, b"0")?;
+            }
+            if let Some(netns) = self.netns {
+                check(libc::setns(netns, libc::CLONE_NEWNET))?;
             }
             // The shim and the init are tiny; the OOM killer should pick the program.
             let _ = write_file(c"/proc/self/oom_score_adj", b"-1000");
