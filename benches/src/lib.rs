@@ -25,6 +25,7 @@ pub mod bbs;
 pub mod convergence;
 pub mod e2e;
 pub mod executor;
+pub mod failover;
 pub mod garden;
 pub mod http;
 pub mod models;

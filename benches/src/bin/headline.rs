@@ -67,6 +67,9 @@ fn usage() -> String {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = diego_benches::failover::serve_bbs_if_asked() {
+        return code;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprint!("{}", usage());
