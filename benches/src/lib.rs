@@ -29,3 +29,4 @@ pub mod garden;
 pub mod http;
 pub mod models;
 pub mod router;
+pub mod sql;
