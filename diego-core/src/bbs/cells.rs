@@ -20,7 +20,7 @@ impl Bbs {
         d.validate()?;
         let mut b = WriteBatch::new();
         b.put(Record::Domain(d), Precondition::None);
-        self.inner.store.write(b).await
+        self.write(b).await
     }
 
     /// Every stored domain, fresh or not.
@@ -60,7 +60,7 @@ impl Bbs {
         for d in &expired {
             b.delete(RecordKey::Domain(d.name.clone()), Precondition::None);
         }
-        self.inner.store.write(b).await?;
+        self.write(b).await?;
         Ok(expired.into_iter().map(|d| d.name).collect())
     }
 
@@ -74,7 +74,7 @@ impl Bbs {
         };
         let mut b = WriteBatch::new();
         b.put(Record::CellPresence(record), Precondition::None);
-        self.inner.store.write(b).await
+        self.write(b).await
     }
 
     /// Removes a cell's presence at once.
@@ -85,7 +85,7 @@ impl Bbs {
         v.finish()?;
         let mut b = WriteBatch::new();
         b.delete(RecordKey::CellPresence(cell_id.clone()), Precondition::None);
-        self.inner.store.write(b).await
+        self.write(b).await
     }
 
     /// The cells whose lease has not ended.
@@ -132,7 +132,7 @@ impl Bbs {
                 Precondition::None,
             );
         }
-        self.inner.store.write(b).await?;
+        self.write(b).await?;
         Ok(expired.into_iter().map(|c| c.presence).collect())
     }
 }

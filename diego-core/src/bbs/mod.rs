@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::events::{EventHub, LagPolicy, LrpEvent, TaskEvent};
 use crate::rep_client::{NoRepClient, RepClient};
 use crate::restart_policy::RestartCalculator;
-use crate::store::{MemoryStore, Store, WriteBatch};
+use crate::store::{Fence, MemoryStore, Store, WriteBatch};
 use crate::time::{Clock, SystemClock};
 
 /// The BBS's settings; every number is Diego's default.
@@ -144,6 +144,7 @@ impl BbsBuilder {
                 config: self.config,
                 events,
                 stripes: Stripes::new(1_024),
+                fence: parking_lot::RwLock::new(None),
             }),
         }
     }
@@ -165,6 +166,8 @@ struct Inner {
     config: BbsConfig,
     events: EventHub,
     stripes: Stripes,
+    /// Put on every write while set: the BBS's lease on the leader lock.
+    fence: parking_lot::RwLock<Option<Fence>>,
 }
 
 /// In-process locks by record family, so writes to one process or task are serialised
@@ -286,9 +289,31 @@ impl Bbs {
         &self.inner.rep_client
     }
 
+    /// Fences every later write with `fence` (the lease of the leader lock this BBS
+    /// holds), or stops fencing with `None`. While set, a write after another process
+    /// took the lock over fails with [`Error::FenceLost`](crate::Error::FenceLost) and
+    /// changes nothing. The process renewing the lease sets the new fence after each
+    /// takeover; a renewal keeps the token, so the fence stays valid.
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        *self.inner.fence.write() = fence;
+    }
+
+    /// The fence put on writes, if any.
+    pub fn fence(&self) -> Option<Fence> {
+        self.inner.fence.read().clone()
+    }
+
+    /// Writes `batch` to the store, fenced when a fence is set.
+    async fn write(&self, mut batch: WriteBatch) -> Result<()> {
+        if let Some(fence) = self.inner.fence.read().as_ref() {
+            batch.fence = Some(fence.clone());
+        }
+        self.inner.store.write(batch).await
+    }
+
     async fn commit<T>(&self, change: Change<T>) -> Result<T> {
         if !change.batch.is_empty() {
-            self.inner.store.write(change.batch).await?;
+            self.write(change.batch).await?;
         }
         self.inner.events.emit_lrp(change.lrp_events);
         self.inner.events.emit_task(change.task_events);
