@@ -30,3 +30,4 @@ pub mod garden;
 pub mod http;
 pub mod models;
 pub mod router;
+pub mod sql;

@@ -140,3 +140,31 @@ async fn bad_settings_name_the_field() {
         .unwrap_err();
     assert_eq!(err.kind(), "Unavailable", "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_does_not_fail_the_next_operations() {
+    let Some(url) = url() else { return };
+    let options = SqlOptions {
+        max_connections: 1,
+        ..Default::default()
+    };
+    let store = fresh(&url, options).await;
+    sql_common::write_fixtures(&store, "x").await;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    // The server ends the store's only connection (as a restart or a proxy would).
+    let admin = PostgresStore::connect_with(&url, Some("t_admin"), small())
+        .await
+        .unwrap();
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(admin.pool())
+        .await
+        .unwrap();
+    assert!(killed);
+    assert_eq!(sql_common::read_all(&store).await, 5);
+    sql_common::write_fixtures(&store, "y").await;
+    assert_eq!(sql_common::read_all(&store).await, 10);
+}

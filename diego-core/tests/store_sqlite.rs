@@ -181,3 +181,32 @@ async fn bad_options_name_the_field() {
         .unwrap_err();
     assert_eq!(err.kind(), "Unavailable", "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_run_out_into_a_clear_error_then_the_store_recovers() {
+    use diego_core::store::sql::RetryPolicy;
+    let options = SqlOptions {
+        acquire_timeout: std::time::Duration::from_millis(50),
+        retry: RetryPolicy {
+            attempts: 3,
+            initial_backoff: std::time::Duration::from_millis(1),
+            max_backoff: std::time::Duration::from_millis(5),
+        },
+        ..Default::default()
+    };
+    let store = SqliteStore::in_memory_with(options).await.unwrap();
+    // Hold the only connection: every attempt times out waiting for the pool.
+    let held = store.pool().acquire().await.unwrap();
+    let err = store.tasks(&TaskFilter::default()).await.unwrap_err();
+    assert_eq!(err.kind(), "Unavailable", "{err}");
+    assert!(
+        err.to_string().contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    drop(held);
+    assert!(store
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+}

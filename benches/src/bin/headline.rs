@@ -52,6 +52,11 @@ const GROUPS: &[Group] = &[
         diego_benches::executor::run,
     ),
     (
+        "sql",
+        "claim+start of 10,000 ActualLRPs from 16 writers on SQLite and PostgreSQL",
+        diego_benches::sql::run,
+    ),
+    (
         "router",
         "requests/s through the router's HTTP proxy to 3 local backends; ratio to nginx",
         diego_benches::router::run,

@@ -1,33 +1,5 @@
 //! Encryption at rest for the SQL stores: AES-256-GCM over each row's payload, with the
-//! key's label stored beside it.
-//!
-//! A [`KeyRing`] holds several labelled 32-byte keys and names one of them *active*:
-//! writes encrypt under the active key; reads decrypt with the key named by the row's
-//! label, so rows written under an older key stay readable while it is configured. The
-//! stores' `rotate()` re-encrypts every row that is not under the active key, after which
-//! the old key can be removed. Without keys ([`KeyRing::plaintext`]) payloads are stored
-//! in the clear with an empty label.
-//!
-//! Stored form of an encrypted payload: a fresh random 96-bit nonce followed by the
-//! ciphertext and its 128-bit tag. Keys come as 32 raw bytes, as standard base64 of 32
-//! bytes ([`EncryptionKey::from_base64`]), or from a passphrase
-//! ([`EncryptionKey::from_passphrase`]: the key is SHA-256 of the passphrase's UTF-8
-//! bytes — what Diego's BBS does — so use a long random passphrase).
-//!
-//! ```
-//! use diego_core::store::sql::{EncryptionKey, KeyRing};
-//! let ring = KeyRing::new(
-//!     vec![
-//!         EncryptionKey::from_passphrase("2026-01", "a long random passphrase"),
-//!         EncryptionKey::from_base64("2026-02", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap(),
-//!     ],
-//!     "2026-02",
-//! )
-//! .unwrap();
-//! let (label, sealed) = ring.encrypt(b"secret").unwrap();
-//! assert_eq!(label, "2026-02");
-//! assert_eq!(ring.decrypt(&label, &sealed).unwrap(), b"secret");
-//! ```
+//! key's label stored beside it. See [`KeyRing`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -98,7 +70,35 @@ impl EncryptionKey {
     }
 }
 
-/// The keys a store encrypts and decrypts with: several labelled keys, one active.
+/// The keys a SQL store encrypts and decrypts payloads with (AES-256-GCM).
+///
+/// A `KeyRing` holds several labelled 32-byte keys and names one of them *active*:
+/// writes encrypt under the active key; reads decrypt with the key named by the row's
+/// label, so rows written under an older key stay readable while it is configured. The
+/// stores' `rotate()` re-encrypts every row that is not under the active key, after which
+/// the old key can be removed. Without keys ([`KeyRing::plaintext`]) payloads are stored
+/// in the clear with an empty label.
+///
+/// Stored form of an encrypted payload: a fresh random 96-bit nonce followed by the
+/// ciphertext and its 128-bit tag. Keys come as 32 raw bytes, as standard base64 of 32
+/// bytes ([`EncryptionKey::from_base64`]), or from a passphrase
+/// ([`EncryptionKey::from_passphrase`]: the key is SHA-256 of the passphrase's UTF-8
+/// bytes, with no salt or stretching — so use a long random passphrase).
+///
+/// ```
+/// use diego_core::store::sql::{EncryptionKey, KeyRing};
+/// let ring = KeyRing::new(
+///     vec![
+///         EncryptionKey::from_passphrase("2026-01", "a long random passphrase"),
+///         EncryptionKey::from_base64("2026-02", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap(),
+///     ],
+///     "2026-02",
+/// )
+/// .unwrap();
+/// let (label, sealed) = ring.encrypt(b"secret").unwrap();
+/// assert_eq!(label, "2026-02");
+/// assert_eq!(ring.decrypt(&label, &sealed).unwrap(), b"secret");
+/// ```
 #[derive(Clone, Default)]
 pub struct KeyRing {
     ciphers: HashMap<String, Aes256Gcm>,

@@ -251,7 +251,7 @@ impl Engine {
                 Err(Failure::Domain(e)) => return Err(e),
                 Err(Failure::Commit(e)) => {
                     return Err(Error::Unavailable(format!(
-                        "{what}: the commit's outcome is unknown: {e}"
+                        "{what}: the connection was lost, the outcome is unknown: {e}"
                     )))
                 }
                 Err(Failure::Db(e)) if is_retryable(&e) => {
@@ -342,10 +342,14 @@ impl Engine {
         let (ops, fence) = (&ops, &fence);
         self.run("write", || async move {
             if fence.is_none() && ops.len() <= 1 {
-                // One statement commits on its own: no transaction round trips.
+                // One statement commits on its own: no transaction round trips. A
+                // connection lost while it ran leaves its outcome unknown: not retried.
                 let mut conn = self.pool.acquire().await?;
                 for op in ops {
-                    self.apply(&mut conn, op).await?;
+                    self.apply(&mut conn, op).await.map_err(|f| match f {
+                        Failure::Db(e @ sqlx::Error::Io(_)) => Failure::Commit(e),
+                        other => other,
+                    })?;
                 }
                 return Ok(());
             }

@@ -15,8 +15,11 @@
 //! dropped connections, a pool that ran dry) are retried with exponential backoff
 //! ([`RetryPolicy`]); after the last attempt the operation fails with
 //! [`Error::Unavailable`](crate::Error::Unavailable) naming the operation and the cause.
-//! A commit whose outcome is unknown (the connection died during `COMMIT`) is not retried:
-//! it fails with `Unavailable` saying so.
+//! A write whose outcome is unknown (the connection died during `COMMIT`, or during a
+//! single-statement write) is not retried: it fails with `Unavailable` saying so.
+//!
+//! Encryption at rest: see [`KeyRing`]. Leader locks: the stores implement
+//! [`Lock`](crate::lock::Lock) with a lease row per lock in the same database.
 
 use std::time::Duration;
 
