@@ -22,7 +22,10 @@ const ROLE: &str = "DIEGO_HEADLINE_BBS";
 /// until killed and returns its exit code; otherwise `None`.
 pub fn serve_bbs_if_asked() -> Option<std::process::ExitCode> {
     std::env::var_os(ROLE)?;
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("headline bbs: no runtime: {e}");

@@ -6,7 +6,8 @@
 //! `DIEGO_BENCH_POSTGRES_URL` or `DIEGO_TEST_POSTGRES_URL` when set (in a fresh schema),
 //! else starts a private temporary server with `scripts/postgres-test-server.sh` and
 //! stops it afterwards; when neither works the figure is skipped with the reason.
-//! (`failover_ms`, the group's third figure, belongs to the multi-process tests.)
+//! `failover_ms` ([`crate::failover`]): two BBS processes on that PostgreSQL with a 15 s
+//! lease, the active one killed with SIGKILL, time to the first write through the standby.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -100,7 +101,7 @@ impl Drop for TempPostgres {
     }
 }
 
-/// Prints `sqlite_claim_start_per_sec` and `pg_claim_start_per_sec`.
+/// Prints `sqlite_claim_start_per_sec`, `pg_claim_start_per_sec` and `failover_ms`.
 pub fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -125,10 +126,9 @@ pub fn run() -> anyhow::Result<()> {
         None => match TempPostgres::start() {
             Ok(server) => (server.url.clone(), Some(server)),
             Err(e) => {
-                crate::print_skipped(
-                    "pg_claim_start_per_sec",
-                    &format!("no PostgreSQL URL given and none could be started: {e:#}"),
-                );
+                let why = format!("no PostgreSQL URL given and none could be started: {e:#}");
+                crate::print_skipped("pg_claim_start_per_sec", &why);
+                crate::print_skipped("failover_ms", &why);
                 return Ok(());
             }
         },
@@ -144,5 +144,8 @@ pub fn run() -> anyhow::Result<()> {
         rate
     });
     crate::print_figure("pg_claim_start_per_sec", pg?, "ops/s");
+
+    let failover = crate::failover::measure(&url)?;
+    crate::print_figure("failover_ms", failover, "ms");
     Ok(())
 }

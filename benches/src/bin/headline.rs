@@ -53,7 +53,7 @@ const GROUPS: &[Group] = &[
     ),
     (
         "sql",
-        "claim+start of 10,000 ActualLRPs from 16 writers on SQLite and PostgreSQL",
+        "claim+start of 10,000 ActualLRPs from 16 writers on SQLite and PostgreSQL; BBS failover",
         diego_benches::sql::run,
     ),
     (
