@@ -106,8 +106,8 @@ async fn ping() -> Json<Empty> {
     Json(Empty {})
 }
 
-async fn state(State(s): State<St>) -> Json<CellState> {
-    Json(CellState::clone(&s.rep.state()))
+async fn state(State(s): State<St>) -> Json<Arc<CellState>> {
+    Json(s.rep.state())
 }
 
 async fn perform(State(s): State<St>, Body(work): Body<Work>) -> Json<Work> {
