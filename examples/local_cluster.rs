@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use diego_core::EnvironmentVariable;
-use diego_executor::local_cluster::{LocalCluster, LocalClusterOptions, DEMO_HOSTNAME};
+use diego_executor::local_cluster::{
+    LocalCluster, LocalClusterOptions, DEMO_HOSTNAME, DEMO_PROCESS_GUID,
+};
 
 /// When set, this binary acts as the demo app itself (the cluster runs it as one).
 const FIXTURE_ENV: &str = "DIEGO_FIXTURE_APP";
@@ -57,6 +59,7 @@ fn main() -> anyhow::Result<()> {
             "\ntry:\n  curl -H 'Host: {DEMO_HOSTNAME}' {router}/   # through the router, round robin\n  \
              curl {first}/            # an instance answers directly\n  \
              curl -s -X POST {api}/v1/actual_lrps/list -d '{{}}'   # what runs where\n  \
+             diego --bbs-url {api} logs {DEMO_PROCESS_GUID} --follow   # the demo's logs\n  \
              curl -X POST {first}/exit/1   # kill an instance and watch it come back\n\n\
              Ctrl-C stops everything.\n"
         );

@@ -244,3 +244,34 @@ async fn a_request_id_sent_through_the_client_reaches_the_rep_call_it_causes() {
     );
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_log_and_event_streams() {
+    let logs = Arc::new(RingBufferLogSink::new(10));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(
+        BbsServer::new(plain_bbs())
+            .log_sink(logs.clone())
+            .serve(listener, cancel.clone()),
+    );
+    let client = BbsClient::new(url).unwrap();
+    let mut live = client.follow_logs("app").await.unwrap();
+    let mut events = client.subscribe_task_events().await.unwrap();
+    logs.emit(line("app", 0, "one"));
+    let first = tokio::time::timeout(WAIT, live.next()).await.unwrap();
+    assert_eq!(first.unwrap().unwrap().message, "one");
+    cancel.cancel();
+    tokio::time::timeout(WAIT, server)
+        .await
+        .expect("the server stops although streams were open")
+        .unwrap()
+        .unwrap();
+    let end = tokio::time::timeout(WAIT, live.next()).await.unwrap();
+    assert!(end.as_ref().is_none_or(|r| r.is_err()), "{end:?}");
+    assert!(tokio::time::timeout(WAIT, events.next())
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,13 @@ pub struct BbsServer {
     bbs: Arc<dyn BbsApi>,
     body_limit: usize,
     logs: Option<Arc<RingBufferLogSink>>,
+    /// Ends the open event and log streams (so a graceful shutdown can finish).
+    shutdown: CancellationToken,
 }
+
+/// The server's shutdown signal, seen by the streaming handlers.
+#[derive(Clone, Debug)]
+struct Shutdown(CancellationToken);
 
 impl std::fmt::Debug for BbsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,6 +179,7 @@ impl BbsServer {
             bbs,
             body_limit: DEFAULT_BODY_LIMIT,
             logs: None,
+            shutdown: CancellationToken::new(),
         }
     }
 
@@ -189,22 +196,33 @@ impl BbsServer {
         self
     }
 
+    /// Ends the open event and log streams when `token` is cancelled ([`serve`](Self::serve)
+    /// does this with its own token), so that a graceful shutdown is not held up by them.
+    pub fn shutdown_signal(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+
     /// The axum router of the API.
     pub fn router(self) -> Router {
         let logs = Router::new()
             .route("/v1/logs/{log_guid}", get(log_lines))
             .with_state(self.logs);
-        super::request_id::traced(operations(self.bbs, self.body_limit).merge(logs))
+        let api = operations(self.bbs, self.body_limit)
+            .merge(logs)
+            .layer(Extension(Shutdown(self.shutdown)));
+        super::request_id::traced(api)
     }
 
-    /// Serves the API on `listener` until `cancel` fires (in-flight requests finish;
-    /// open event and log streams end).
+    /// Serves the API on `listener` until `cancel` fires: in-flight requests finish,
+    /// open event and log streams end.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         cancel: CancellationToken,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let router = self.shutdown_signal(cancel.clone()).router();
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await
     }
@@ -558,26 +576,32 @@ struct LrpEventsQuery {
 
 async fn lrp_events(
     State(bbs): State<Api>,
+    Extension(Shutdown(stop)): Extension<Shutdown>,
     Query(q): Query<LrpEventsQuery>,
 ) -> Result<Response, ApiError> {
     let cell = q.cell_id.filter(|c| !c.is_empty()).map(CellId::from);
     let stream = bbs.subscribe_lrp_events(cell).await?;
-    Ok(sse(stream, |e| e.name()).into_response())
+    Ok(sse(stream, |e| e.name(), stop).into_response())
 }
 
-async fn task_events(State(bbs): State<Api>) -> Result<Response, ApiError> {
+async fn task_events(
+    State(bbs): State<Api>,
+    Extension(Shutdown(stop)): Extension<Shutdown>,
+) -> Result<Response, ApiError> {
     let stream = bbs.subscribe_task_events().await?;
-    Ok(sse(stream, |e| e.name()).into_response())
+    Ok(sse(stream, |e| e.name(), stop).into_response())
 }
 
 /// The event name of a lag notice.
 pub const LAGGED_EVENT: &str = "lagged";
 
 /// Server-sent events: `event:` the wire name, `id:` the sequence number, `data:` the
-/// event's JSON; a lag notice is `event: lagged` with `{"missed": n}`.
+/// event's JSON; a lag notice is `event: lagged` with `{"missed": n}`. The stream ends
+/// when `stop` is cancelled.
 fn sse<E>(
     stream: EventStream<E>,
     name: fn(&E) -> &'static str,
+    stop: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
 where
     E: Serialize + Send + Sync + 'static,
@@ -595,7 +619,7 @@ where
         };
         Ok(event)
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Sse::new(events.take_until(stop.cancelled_owned())).keep_alive(KeepAlive::default())
 }
 
 /// The event name of each line of a followed log stream.
@@ -615,6 +639,7 @@ struct LogsQuery {
 /// then new ones as they come, each as `event: log` with a [`LogRecord`] as data.
 async fn log_lines(
     State(logs): State<Option<Arc<RingBufferLogSink>>>,
+    Extension(Shutdown(stop)): Extension<Shutdown>,
     Path(log_guid): Path<String>,
     query: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Response {
@@ -642,7 +667,7 @@ async fn log_lines(
             .unwrap_or_else(|_| Event::default().event("error"));
         Ok::<_, Infallible>(event)
     });
-    Sse::new(events)
+    Sse::new(events.take_until(stop.cancelled_owned()))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

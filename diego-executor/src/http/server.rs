@@ -21,10 +21,11 @@ use crate::rep::Rep;
 
 /// A [`Rep`]'s HTTP API. See the [module docs](super) for the routes.
 ///
-/// `POST /evacuate` starts [`Rep::evacuate`] in the background (once; later calls
-/// answer the same) and answers at once, as Diego's rep does; the token given to
-/// [`RepServer::on_evacuated`] is cancelled when that evacuation is over, so the host
-/// can stop the cell.
+/// `POST /evacuate` starts [`Rep::evacuate`] in the background (once; later calls, or a
+/// call while the host already evacuates the rep, answer the same without starting
+/// another) and answers at once, as Diego's rep does; the token given to
+/// [`RepServer::on_evacuated`] is cancelled when the evacuation it started is over, so
+/// the host can stop the cell.
 #[derive(Clone, Debug)]
 pub struct RepServer {
     rep: Rep,
@@ -106,8 +107,8 @@ async fn ping() -> Json<Empty> {
     Json(Empty {})
 }
 
-async fn state(State(s): State<St>) -> Json<CellState> {
-    Json(CellState::clone(&s.rep.state()))
+async fn state(State(s): State<St>) -> Json<Arc<CellState>> {
+    Json(s.rep.state())
 }
 
 async fn perform(State(s): State<St>, Body(work): Body<Work>) -> Json<Work> {
@@ -201,7 +202,10 @@ async fn cancel_task(
 }
 
 async fn evacuate(State(s): State<St>) -> Response {
-    if !s.evacuation_started.swap(true, Ordering::SeqCst) {
+    // Started once: not again on a later request, nor when the host already evacuates
+    // the rep itself.
+    let already = s.rep.is_evacuating();
+    if !s.evacuation_started.swap(true, Ordering::SeqCst) && !already {
         let shared = s.clone();
         let id = request_id::current().unwrap_or_default();
         let work = async move {
