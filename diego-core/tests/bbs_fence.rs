@@ -80,6 +80,9 @@ async fn a_fenced_bbs_cannot_write_after_a_takeover() {
         .await
         .expect("the new holder writes");
     // An unfenced BBS on the same store (a single-process host) writes as before.
-    let plain = Bbs::builder().store(store.clone()).clock(clock.clone()).build();
+    let plain = Bbs::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build();
     plain.upsert_domain("jobs", Duration::ZERO).await.unwrap();
 }
