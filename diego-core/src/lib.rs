@@ -110,7 +110,7 @@ pub use error::{Error, Result};
 pub use events::{EventItem, EventStream, LrpEvent, TaskEvent};
 pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
 pub use log_rate_limit::LogRateLimit;
-pub use log_sink::{LogLine, LogSink, LogStream};
+pub use log_sink::{LogLine, LogSink, LogStream, LogTags};
 pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
 pub use modification_tag::ModificationTag;
 pub use network::{EgressRule, IcmpInfo, Network, PortRange};

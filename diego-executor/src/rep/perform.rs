@@ -347,6 +347,10 @@ pub fn lrp_run_request(desired: &DesiredLrp, index: i32, ig: &InstanceGuid) -> R
         }),
         result_file: String::new(),
         log_rate_limit: log_limit(r.log_rate_limit.as_ref()),
+        metric_tags: diego_core::metric_tags::resolve_metric_tags(
+            &r.metric_tags,
+            Some((index, ig.as_str())),
+        ),
     }
 }
 
@@ -383,6 +387,7 @@ pub fn task_run_request(task: &Task) -> RunRequest {
         },
         result_file: d.result_file.clone(),
         log_rate_limit: log_limit(d.log_rate_limit.as_ref()),
+        metric_tags: diego_core::metric_tags::resolve_metric_tags(&d.metric_tags, None),
         ..RunRequest::default()
     }
 }
