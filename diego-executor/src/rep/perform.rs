@@ -99,6 +99,8 @@ impl Rep {
             optional_placement_tags: c.optional_placement_tags.clone(),
             volume_drivers: c.volume_drivers.clone(),
             proxy_memory_allocation_mb: c.proxy_memory_allocation_mb,
+            // Listed in container order, not appended to: no promise across snapshots.
+            lrp_lineage: diego_core::cell::LrpLineage::default(),
         }
     }
 
