@@ -1,6 +1,7 @@
 //! The indexed `DiegoStrategy` always picks a cell whose full Diego score is the minimum
 //! a plain scan of every cell finds, across rounds (its index survives between rounds
-//! and must follow cells that changed, grew, or lost instances).
+//! and must follow cells that changed, grew, or lost instances), with cells promising
+//! append-only LRP lists through their `LrpLineage` except when they lose an instance.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use common::*;
 use diego_auction::diego::lrp_score;
 use diego_auction::{AuctionBatch, AuctionResults, DiegoConfig, DiegoStrategy, PlacementStrategy};
+use diego_core::cell::LrpLineage;
 use diego_core::{CellState, LrpStartRequest};
 use proptest::prelude::*;
 
@@ -89,6 +91,9 @@ fn build_cells(specs: &[CellSpec]) -> Cluster {
             if s.tagged {
                 c.placement_tags = vec!["gpu".into()];
             }
+            // The cells' lists only grow by appending (below, `apply`), except where a
+            // removal starts a new lineage.
+            c.lrp_lineage = LrpLineage::new();
             c
         })
         .collect();
@@ -229,6 +234,7 @@ proptest! {
                 let cell = Arc::make_mut(cell);
                 if !cell.lrps.is_empty() {
                     let l = cell.lrps.remove(0);
+                    cell.lrp_lineage = LrpLineage::new();
                     cell.available_resources.memory_mb += l.resource.memory_mb;
                     cell.available_resources.disk_mb += l.resource.disk_mb;
                     cell.available_resources.containers += 1;

@@ -2,6 +2,7 @@
 //! auction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +176,55 @@ pub struct CellState {
     /// Memory reserved per LRP container for the envoy proxy, in MB (0 = proxy off).
     #[serde(default)]
     pub proxy_memory_allocation_mb: i32,
+    /// A producer's promise about `lrps` across its snapshots (not serialised: a state
+    /// read from JSON makes no promise). See [`LrpLineage`].
+    #[serde(skip)]
+    pub lrp_lineage: LrpLineage,
 }
+
+/// A promise a cell-state producer may make to the placement code that keeps state across
+/// rounds: two snapshots of a cell carrying the [same](LrpLineage::same) lineage list
+/// the same LRP instances first, in the same order — the later one's `lrps` is the
+/// earlier one's with entries appended only. A producer that removes, reorders or
+/// replaces an entry starts a [new](LrpLineage::new) lineage. The default makes no
+/// promise, so every snapshot's list is read in full.
+///
+/// It is not part of the state's value: it never serialises, and states that differ only
+/// in their lineage are equal.
+///
+/// ```
+/// use diego_core::cell::LrpLineage;
+///
+/// let a = LrpLineage::new();
+/// assert!(a.same(&a.clone()));
+/// assert!(!a.same(&LrpLineage::new()));
+/// assert!(!LrpLineage::default().same(&LrpLineage::default()));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct LrpLineage(Option<Arc<()>>);
+
+impl LrpLineage {
+    /// A lineage of its own: no other snapshot shares it until this one is cloned.
+    pub fn new() -> Self {
+        LrpLineage(Some(Arc::new(())))
+    }
+
+    /// Whether both come from one lineage (never for the default, promise-free one).
+    pub fn same(&self, other: &LrpLineage) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for LrpLineage {
+    fn eq(&self, _: &LrpLineage) -> bool {
+        true
+    }
+}
+
+impl Eq for LrpLineage {}
 
 #[cfg(test)]
 mod tests {

@@ -112,7 +112,7 @@ pub use events::{EventItem, EventStream, LrpEvent, TaskEvent};
 pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
 pub use lock::{Lease, Lock};
 pub use log_rate_limit::LogRateLimit;
-pub use log_sink::{LogLine, LogSink, LogStream};
+pub use log_sink::{LogLine, LogSink, LogStream, LogTags};
 pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
 pub use modification_tag::ModificationTag;
 pub use network::{EgressRule, IcmpInfo, Network, PortRange};

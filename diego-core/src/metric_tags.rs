@@ -41,6 +41,39 @@ impl MetricTagValue {
 /// Metric tags by name.
 pub type MetricTags = BTreeMap<String, MetricTagValue>;
 
+/// The tags of one instance, as Diego's `ConvertMetricTags` resolves them: static values
+/// as they are, `INDEX` as the decimal `index`, `INSTANCE_GUID` as `instance_guid`. With no
+/// instance (`None`, e.g. a Task), dynamic tags are left out.
+///
+/// ```
+/// use diego_core::{DynamicMetricTag, MetricTagValue, MetricTags};
+/// use diego_core::metric_tags::resolve_metric_tags;
+///
+/// let mut tags = MetricTags::new();
+/// tags.insert("source_id".into(), MetricTagValue::fixed("app-1"));
+/// tags.insert("instance_index".into(), MetricTagValue { dynamic: Some(DynamicMetricTag::Index), ..Default::default() });
+/// let resolved = resolve_metric_tags(&tags, Some((3, "ig-3")));
+/// assert_eq!(resolved["source_id"], "app-1");
+/// assert_eq!(resolved["instance_index"], "3");
+/// assert!(!resolve_metric_tags(&tags, None).contains_key("instance_index"));
+/// ```
+pub fn resolve_metric_tags(
+    tags: &MetricTags,
+    instance: Option<(i32, &str)>,
+) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|(name, value)| {
+            let resolved = match (value.dynamic, instance) {
+                (None, _) => value.static_value.clone(),
+                (Some(DynamicMetricTag::Index), Some((index, _))) => index.to_string(),
+                (Some(DynamicMetricTag::InstanceGuid), Some((_, guid))) => guid.to_owned(),
+                (Some(_), None) => return None,
+            };
+            Some((name.clone(), resolved))
+        })
+        .collect()
+}
+
 /// Validates metric tags at `path`: each has exactly one of static/dynamic.
 pub(crate) fn validate_metric_tags(tags: &MetricTags, path: &FieldPath<'_>, v: &mut Validator) {
     for (name, value) in tags {

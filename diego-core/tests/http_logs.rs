@@ -46,7 +46,10 @@ fn line(guid: &str, index: i32, text: &str) -> LogLine {
 #[tokio::test]
 async fn recent_lines_then_followed_lines_over_a_real_connection() {
     let logs = Arc::new(RingBufferLogSink::new(100));
-    logs.emit(line("app", 0, "booting"));
+    let tags: diego_core::log_sink::LogTags = [("source_id".to_owned(), "app".to_owned())]
+        .into_iter()
+        .collect();
+    logs.emit(line("app", 0, "booting").with_tags(Arc::new(tags.clone())));
     logs.emit(LogLine::err("app", "CELL", 1, Timestamp(8), "oops"));
     logs.emit(line("other", 0, "not mine"));
     let (url, cancel) = start(BbsServer::new(plain_bbs()).log_sink(logs.clone())).await;
@@ -63,6 +66,7 @@ async fn recent_lines_then_followed_lines_over_a_real_connection() {
                 stream: LogStream::Out,
                 timestamp: Timestamp(7),
                 message: "booting".into(),
+                tags,
             },
             LogRecord {
                 source_id: "app".into(),
@@ -71,6 +75,7 @@ async fn recent_lines_then_followed_lines_over_a_real_connection() {
                 stream: LogStream::Err,
                 timestamp: Timestamp(8),
                 message: "oops".into(),
+                tags: Default::default(),
             },
         ]
     );

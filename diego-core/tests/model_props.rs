@@ -710,6 +710,7 @@ fn cell_state() -> impl Strategy<Value = CellState> {
                 optional_placement_tags: p.optional_placement_tags,
                 volume_drivers: p.volume_drivers,
                 proxy_memory_allocation_mb: proxy,
+                lrp_lineage: Default::default(),
             },
         )
 }

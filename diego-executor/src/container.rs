@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use diego_core::Timestamp;
+use diego_core::{LogTags, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Tags: key/value pairs the caller attaches at allocation and filters on.
@@ -183,6 +184,14 @@ pub struct Container {
     pub routable: bool,
     /// How its run ended (meaningful once completed).
     pub run_result: RunResult,
+    /// The metric tags its log lines and metrics carry (from the run request, changed in
+    /// place by [`Executor::update_metric_tags`](crate::Executor::update_metric_tags)).
+    #[serde(default, skip_serializing_if = "no_tags")]
+    pub metric_tags: Arc<LogTags>,
+}
+
+fn no_tags(tags: &Arc<LogTags>) -> bool {
+    tags.is_empty()
 }
 
 impl Container {
@@ -198,6 +207,7 @@ impl Container {
             ports: Vec::new(),
             routable: false,
             run_result: RunResult::default(),
+            metric_tags: Arc::default(),
         }
     }
 }

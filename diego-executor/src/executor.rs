@@ -26,7 +26,7 @@ use crate::error::{Error, Result, GUID_NOT_AVAILABLE, GUID_NOT_SPECIFIED, INSUFF
 use crate::event::{self, ContainerEvent, ContainerEventStream};
 use crate::health::{CheckProber, NetworkProber};
 use crate::lifecycle;
-use crate::log_streamer::LogStreamer;
+use crate::log_streamer::{LogStreamer, SharedTags};
 use crate::run_request::RunRequest;
 use crate::step::StepSettings;
 
@@ -51,6 +51,24 @@ struct Entry {
     stopped: bool,
     done: watch::Sender<bool>,
     request: Option<Arc<RunRequest>>,
+    /// The metric tags its lines and metrics carry.
+    metric_tags: SharedTags,
+}
+
+/// One container's metrics with the tags Diego attaches to them (see
+/// [`Executor::container_metrics`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaggedContainerMetrics {
+    /// The container.
+    pub guid: String,
+    /// Whose metrics they are: the log guid of its run request.
+    pub source_id: String,
+    /// The instance index of its run request.
+    pub instance_index: i32,
+    /// The container's metric tags now.
+    pub tags: Arc<diego_core::LogTags>,
+    /// What the backend measured.
+    pub metrics: diego_garden::ContainerMetrics,
 }
 
 struct State {
@@ -251,6 +269,48 @@ impl Executor {
         out
     }
 
+    /// Replaces the metric tags of container `guid` in place (Diego's `UpdateContainer`):
+    /// its later log lines and metrics carry `tags`; nothing restarts.
+    pub fn update_metric_tags(&self, guid: &str, tags: diego_core::LogTags) -> Result<()> {
+        let mut state = self.inner.state.lock();
+        let entry = state
+            .containers
+            .get_mut(guid)
+            .ok_or_else(|| Error::ContainerNotFound {
+                guid: guid.to_string(),
+            })?;
+        entry.metric_tags.set(tags);
+        entry.container.metric_tags = entry.metric_tags.get();
+        Ok(())
+    }
+
+    /// The backend's metrics of a created container, labelled as Diego labels container
+    /// metrics: source id and index of its run request, and its metric tags.
+    pub async fn container_metrics(&self, guid: &str) -> Result<TaggedContainerMetrics> {
+        let (request, tags) = {
+            let state = self.inner.state.lock();
+            let entry = state
+                .containers
+                .get(guid)
+                .ok_or_else(|| Error::ContainerNotFound {
+                    guid: guid.to_string(),
+                })?;
+            (entry.request.clone(), entry.metric_tags.get())
+        };
+        let container = self.inner.backend.lookup(guid).await?;
+        let metrics = container.metrics().await?;
+        let (source_id, instance_index) = request.map_or((String::new(), 0), |r| {
+            (r.log_config.guid.clone(), r.log_config.index)
+        });
+        Ok(TaggedContainerMetrics {
+            guid: guid.to_string(),
+            source_id,
+            instance_index,
+            tags,
+            metrics,
+        })
+    }
+
     /// Reserves containers; returns the requests that could not be served, with Diego's
     /// reasons. A reservation not run within `reserved_expiration` completes as
     /// `"expired container"`.
@@ -293,6 +353,7 @@ impl Executor {
                         stopped: false,
                         done: watch::channel(false).0,
                         request: None,
+                        metric_tags: SharedTags::default(),
                     },
                 );
             }
@@ -322,7 +383,7 @@ impl Executor {
                 reason: diego_core::action::INVALID_ACTION_TYPE.to_string(),
             });
         }
-        let (resource, tags, request) = {
+        let (resource, tags, request, metric_tags) = {
             let mut state = self.inner.state.lock();
             let entry = state
                 .containers
@@ -338,15 +399,18 @@ impl Executor {
                 });
             }
             entry.container.state = ContainerState::Initializing;
+            entry.metric_tags.set(request.metric_tags.clone());
+            entry.container.metric_tags = entry.metric_tags.get();
             let request = Arc::new(request);
             entry.request = Some(Arc::clone(&request));
             (
                 entry.container.resource,
                 entry.container.tags.clone(),
                 request,
+                entry.metric_tags.clone(),
             )
         };
-        let cell = self.cell_streamer(&request);
+        let cell = self.cell_streamer(&request, &metric_tags);
         let instance = request
             .instance
             .as_ref()
@@ -456,6 +520,7 @@ impl Executor {
                     internal_ip: info.container_ip,
                     ports,
                     stop,
+                    metric_tags,
                 };
                 let result = lifecycle::run(&inner, setup).await;
                 inner.complete(&guid, result);
@@ -608,7 +673,7 @@ impl Executor {
         }
     }
 
-    fn cell_streamer(&self, request: &RunRequest) -> LogStreamer {
+    fn cell_streamer(&self, request: &RunRequest, tags: &SharedTags) -> LogStreamer {
         LogStreamer::new(
             Arc::clone(&self.inner.log_sink),
             Arc::clone(&self.inner.clock),
@@ -616,22 +681,23 @@ impl Executor {
             "CELL",
             request.log_config.index,
         )
+        .with_tags(tags.clone())
     }
 
     /// The cell log streamer and instance name of a container that has a run request.
     fn cell_log_for(&self, guid: &str) -> Option<(LogStreamer, String)> {
-        let request = self
+        let (request, tags) = self
             .inner
             .state
             .lock()
             .containers
             .get(guid)
-            .and_then(|e| e.request.clone())?;
+            .and_then(|e| Some((e.request.clone()?, e.metric_tags.clone())))?;
         let instance = request
             .instance
             .as_ref()
             .map_or(guid.to_string(), |i| i.guid.clone());
-        Some((self.cell_streamer(&request), instance))
+        Some((self.cell_streamer(&request, &tags), instance))
     }
 }
 

@@ -142,11 +142,11 @@ pub use crate::error::{
 };
 pub use crate::event::{ContainerEvent, ContainerEventStream};
 pub use crate::executor::{
-    Executor, ExecutorBuilder, EXPIRED_CONTAINER, MISSING_GARDEN_CONTAINER, OWNER_PROPERTY,
-    STOPPED_BEFORE_RUNNING, TAG_PROPERTY_PREFIX,
+    Executor, ExecutorBuilder, TaggedContainerMetrics, EXPIRED_CONTAINER, MISSING_GARDEN_CONTAINER,
+    OWNER_PROPERTY, STOPPED_BEFORE_RUNNING, TAG_PROPERTY_PREFIX,
 };
 pub use crate::health::{CheckProber, FakeBackendProber, NetworkProber, ProbeFailure, ProbeTarget};
-pub use crate::log_streamer::{LogStreamer, DEFAULT_SOURCE_TYPE, MAX_LINE_BYTES};
+pub use crate::log_streamer::{LogStreamer, SharedTags, DEFAULT_SOURCE_TYPE, MAX_LINE_BYTES};
 pub use crate::rep::{LocalCellClient, LocalReps, Rep, RepConfig};
 pub use crate::result_file::FAILED_TO_FETCH_RESULT;
 pub use crate::run_request::{InstanceIdentity, LogConfig, RunRequest};

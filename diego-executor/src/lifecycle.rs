@@ -31,6 +31,7 @@ pub(crate) struct Setup {
     pub(crate) internal_ip: String,
     pub(crate) ports: Vec<PortMapping>,
     pub(crate) stop: CancellationToken,
+    pub(crate) metric_tags: crate::log_streamer::SharedTags,
 }
 
 /// Runs the container to its end and says how it ended.
@@ -64,7 +65,8 @@ async fn run_with_sink(inner: &Arc<Inner>, setup: &Setup, sink: Arc<dyn LogSink>
         log.guid.clone(),
         log.source_name.clone(),
         log.index,
-    );
+    )
+    .with_tags(setup.metric_tags.clone());
     let env = container_env(
         &request,
         &setup.external_ip,

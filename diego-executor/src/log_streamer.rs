@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use diego_core::{Clock, LogLine, LogSink, LogStream};
+use diego_core::{Clock, LogLine, LogSink, LogStream, LogTags};
 use diego_garden::ByteStream;
 use futures::StreamExt;
 
@@ -16,6 +17,28 @@ pub const DEFAULT_SOURCE_TYPE: &str = "LOG";
 /// Longest line forwarded as one; longer output is cut into pieces of this size.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// The metric tags of one container, shared by everything that writes its lines and
+/// metrics; replacing them reaches every later line at once. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct SharedTags(Arc<ArcSwap<LogTags>>);
+
+impl SharedTags {
+    /// Tags starting as `tags`.
+    pub fn new(tags: LogTags) -> Self {
+        SharedTags(Arc::new(ArcSwap::from_pointee(tags)))
+    }
+
+    /// The tags now.
+    pub fn get(&self) -> Arc<LogTags> {
+        self.0.load_full()
+    }
+
+    /// Replaces the tags.
+    pub fn set(&self, tags: LogTags) {
+        self.0.store(Arc::new(tags));
+    }
+}
+
 /// Writes lines for one container under one source type.
 #[derive(Clone, Debug)]
 pub struct LogStreamer {
@@ -24,6 +47,7 @@ pub struct LogStreamer {
     source_id: String,
     source_type: String,
     index: i32,
+    tags: SharedTags,
 }
 
 impl LogStreamer {
@@ -47,7 +71,15 @@ impl LogStreamer {
                 source_type
             },
             index,
+            tags: SharedTags::default(),
         }
+    }
+
+    /// The same streamer, its lines carrying `tags` (as they are when each line is
+    /// written).
+    pub fn with_tags(mut self, tags: SharedTags) -> LogStreamer {
+        self.tags = tags;
+        self
     }
 
     /// The same streamer with another source type (unchanged when `source_type` is
@@ -73,6 +105,7 @@ impl LogStreamer {
             stream,
             timestamp: self.clock.now(),
             message,
+            tags: self.tags.get(),
         }
     }
 
@@ -146,5 +179,23 @@ mod tests {
             .iter()
             .all(|l| l.source_type == "APP/PROC/WEB" && l.stream == LogStream::Err));
         assert!(lines.iter().all(|l| l.instance_index == 2));
+    }
+
+    #[test]
+    fn lines_carry_the_tags_of_the_moment() {
+        let sink = Arc::new(RingBufferLogSink::new(100));
+        let clock = Arc::new(ManualClock::default());
+        let tags = SharedTags::new([("app".to_string(), "one".to_string())].into());
+        let streamer = LogStreamer::new(sink.clone(), clock, "guid", "", 0).with_tags(tags.clone());
+        streamer.out("before");
+        tags.set([("app".to_string(), "two".to_string())].into());
+        streamer.out("after");
+        let lines = sink.lines("guid");
+        assert_eq!(lines[0].tags["app"], "one");
+        assert_eq!(lines[1].tags["app"], "two");
+        let untagged =
+            LogStreamer::new(sink.clone(), Arc::new(ManualClock::default()), "g2", "", 0);
+        untagged.out("x");
+        assert!(sink.lines("g2")[0].tags.is_empty());
     }
 }

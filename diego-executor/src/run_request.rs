@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use diego_core::log_sink::LogLimit;
-use diego_core::{Action, CheckDefinition, EnvironmentVariable};
+use diego_core::{Action, CheckDefinition, EnvironmentVariable, LogTags};
 use serde::{Deserialize, Serialize};
 
 /// Where a container's log lines go and how they are labelled.
@@ -61,6 +61,11 @@ pub struct RunRequest {
     pub log_rate_limit: Option<LogLimit>,
     /// Instance identity exported to processes; `None` for one-off work.
     pub instance: Option<InstanceIdentity>,
+    /// Tags every log line and metric of the container carries (Diego's resolved
+    /// `metric_tags`); they can be changed while it runs with
+    /// [`Executor::update_metric_tags`](crate::Executor::update_metric_tags).
+    #[serde(default, skip_serializing_if = "LogTags::is_empty")]
+    pub metric_tags: LogTags,
     /// A container path read after a successful run (at most 51,200 bytes) into
     /// [`RunResult::result`](crate::RunResult::result); empty: none.
     pub result_file: String,

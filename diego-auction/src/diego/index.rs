@@ -23,6 +23,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 
+use diego_core::cell::LrpLineage;
 use diego_core::{CellCapacity, CellId, CellState, LrpStartRequest, ProcessGuid, Resource};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -104,6 +105,9 @@ struct IndexedCell {
     base: f64,
     /// Processes of LRPs placed here since the cell last reported.
     placed: Vec<ProcessGuid>,
+    /// The lineage of the snapshot `guids` were read from: a later snapshot of the same
+    /// lineage starts with `guids` unchanged, so they need no re-reading.
+    lineage: LrpLineage,
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +260,7 @@ impl DiegoIndex {
                 tasks: 0,
                 base: 0.0,
                 placed: Vec::new(),
+                lineage: state.lrp_lineage.clone(),
             };
             self.snapshots.push(Arc::downgrade(state));
             self.dirty.push(false);
@@ -328,10 +333,11 @@ impl DiegoIndex {
             && i64::from(new.proxy_memory_allocation_mb) == bucket.proxy
             && new.lrps.len() == c.guids.len() + c.placed.len()
             && same_guids_any_order(&new.lrps[c.guids.len()..], &c.placed)
-            && c.guids
-                .iter()
-                .zip(&new.lrps)
-                .all(|(g, l)| same_guid(g, &l.key.process_guid))
+            && (c.lineage.same(&new.lrp_lineage)
+                || c.guids
+                    .iter()
+                    .zip(&new.lrps)
+                    .all(|(g, l)| same_guid(g, &l.key.process_guid)))
             && same_filter_signature(&self.sigs[c.sig as usize], new)
     }
 
@@ -346,6 +352,9 @@ impl DiegoIndex {
             let known = c.guids.len();
             c.guids
                 .extend(new.lrps[known..].iter().map(|l| l.key.process_guid.clone()));
+            if !c.lineage.same(&new.lrp_lineage) {
+                c.lineage = new.lrp_lineage.clone();
+            }
             self.snapshots[idx] = Arc::downgrade(new);
             self.dirty[idx] = false;
             return;
@@ -356,10 +365,11 @@ impl DiegoIndex {
         if live {
             // Process counts: keep what is unchanged, move only the difference.
             let grew = new.lrps.len() >= guids.len()
-                && guids
-                    .iter()
-                    .zip(&new.lrps)
-                    .all(|(a, b)| same_guid(a, &b.key.process_guid));
+                && (self.cells[idx].lineage.same(&new.lrp_lineage)
+                    || guids
+                        .iter()
+                        .zip(&new.lrps)
+                        .all(|(a, b)| same_guid(a, &b.key.process_guid)));
             if grew {
                 let suffix = &new.lrps[guids.len()..];
                 let as_placed = suffix.len() == placed.len()
@@ -403,6 +413,7 @@ impl DiegoIndex {
         let c = &mut self.cells[idx];
         c.bucket = bucket;
         c.guids = guids;
+        c.lineage = new.lrp_lineage.clone();
         self.snapshots[idx] = Arc::downgrade(new);
         self.dirty[idx] = false;
         self.load_scalars(i, new, config);
@@ -851,6 +862,7 @@ mod tests {
             tasks: 0,
             base: 0.0,
             placed: Vec::new(),
+            lineage: LrpLineage::default(),
         }
     }
 

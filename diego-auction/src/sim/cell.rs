@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use diego_core::cell::LrpLineage;
 use diego_core::{ActualLrpKey, CellState, LrpSummary, Resource, TaskSummary};
 
 use crate::results::CellWork;
@@ -19,8 +20,11 @@ pub struct SimulatedCell {
 }
 
 impl SimulatedCell {
-    /// A cell in this state.
-    pub fn new(state: CellState) -> Self {
+    /// A cell in this state. Its LRP list only ever grows (instances are appended), which
+    /// its snapshots promise through one [`LrpLineage`] so a strategy keeping state across
+    /// rounds need not re-read the instances it already knows.
+    pub fn new(mut state: CellState) -> Self {
+        state.lrp_lineage = LrpLineage::new();
         SimulatedCell {
             state: Arc::new(state),
         }

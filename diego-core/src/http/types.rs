@@ -353,6 +353,9 @@ pub struct LogRecord {
     pub timestamp: Timestamp,
     /// The line (invalid UTF-8 replaced).
     pub message: String,
+    /// The container's metric tags when the line was written (absent when none).
+    #[serde(default, skip_serializing_if = "crate::log_sink::LogTags::is_empty")]
+    pub tags: crate::log_sink::LogTags,
 }
 
 impl From<&LogLine> for LogRecord {
@@ -364,6 +367,7 @@ impl From<&LogLine> for LogRecord {
             stream: line.stream,
             timestamp: line.timestamp,
             message: line.text().into_owned(),
+            tags: (*line.tags).clone(),
         }
     }
 }
@@ -377,6 +381,7 @@ impl From<LogRecord> for LogLine {
             stream: r.stream,
             timestamp: r.timestamp,
             message: r.message.into(),
+            tags: std::sync::Arc::new(r.tags),
         }
     }
 }

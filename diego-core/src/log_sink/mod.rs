@@ -55,6 +55,10 @@ impl fmt::Display for LogStream {
     }
 }
 
+/// The tags a line or metric carries (Diego's envelope tags: the workload's resolved
+/// metric tags), by name.
+pub type LogTags = std::collections::BTreeMap<String, String>;
+
 /// One log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
@@ -70,6 +74,9 @@ pub struct LogLine {
     pub timestamp: Timestamp,
     /// The line itself, without its trailing newline.
     pub message: Bytes,
+    /// The container's metric tags when the line was written (shared, cheap to clone;
+    /// empty for lines with no workload tags).
+    pub tags: Arc<LogTags>,
 }
 
 impl LogLine {
@@ -88,7 +95,14 @@ impl LogLine {
             stream: LogStream::Out,
             timestamp,
             message: message.into(),
+            tags: Arc::default(),
         }
+    }
+
+    /// The same line carrying `tags`.
+    pub fn with_tags(mut self, tags: Arc<LogTags>) -> Self {
+        self.tags = tags;
+        self
     }
 
     /// A line on stderr.

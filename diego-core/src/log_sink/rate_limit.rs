@@ -121,6 +121,7 @@ fn notice(
         message: Bytes::from(format!(
             "{dropped} {DROPPED_NOTICE_SUFFIX}: log rate limit exceeded"
         )),
+        tags: Default::default(),
     }
 }
 

@@ -183,13 +183,13 @@ async fn update_lrp_instance(
         &r.actual_lrp_key,
         &r.actual_lrp_instance_key,
     )?;
-    // The same as the in-process rep client does with new tags (`LocalReps`).
-    tracing::info!(
-        process_guid = %r.actual_lrp_key.process_guid,
-        index = r.actual_lrp_key.index,
-        tags = r.metric_tags.len(),
-        "metric tags updated in place"
-    );
+    s.rep
+        .update_lrp_instance(
+            &r.actual_lrp_key,
+            &r.actual_lrp_instance_key,
+            &r.metric_tags,
+        )
+        .await?;
     Ok(accepted())
 }
 

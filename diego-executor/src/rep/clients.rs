@@ -97,11 +97,11 @@ impl RepClient for LocalReps {
         &self,
         cell: &CellPresence,
         key: &ActualLrpKey,
-        _instance_key: &ActualLrpInstanceKey,
+        instance_key: &ActualLrpInstanceKey,
         metric_tags: &MetricTags,
     ) -> diego_core::Result<()> {
-        self.rep(cell)?;
-        tracing::info!(process_guid = %key.process_guid, index = key.index, tags = metric_tags.len(), "metric tags updated in place");
-        Ok(())
+        self.rep(cell)?
+            .update_lrp_instance(key, instance_key, metric_tags)
+            .await
     }
 }

@@ -99,6 +99,8 @@ impl Rep {
             optional_placement_tags: c.optional_placement_tags.clone(),
             volume_drivers: c.volume_drivers.clone(),
             proxy_memory_allocation_mb: c.proxy_memory_allocation_mb,
+            // Listed in container order, not appended to: no promise across snapshots.
+            lrp_lineage: diego_core::cell::LrpLineage::default(),
         }
     }
 
@@ -347,6 +349,10 @@ pub fn lrp_run_request(desired: &DesiredLrp, index: i32, ig: &InstanceGuid) -> R
         }),
         result_file: String::new(),
         log_rate_limit: log_limit(r.log_rate_limit.as_ref()),
+        metric_tags: diego_core::metric_tags::resolve_metric_tags(
+            &r.metric_tags,
+            Some((index, ig.as_str())),
+        ),
     }
 }
 
@@ -383,6 +389,7 @@ pub fn task_run_request(task: &Task) -> RunRequest {
         },
         result_file: d.result_file.clone(),
         log_rate_limit: log_limit(d.log_rate_limit.as_ref()),
+        metric_tags: diego_core::metric_tags::resolve_metric_tags(&d.metric_tags, None),
         ..RunRequest::default()
     }
 }

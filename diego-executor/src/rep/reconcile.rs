@@ -241,6 +241,27 @@ impl Rep {
         }
     }
 
+    /// Applies new metric tags to a running LRP instance in place (the BBS asked after
+    /// an update of its DesiredLRP's `metric_tags`): they are resolved for this instance
+    /// (`INDEX`, `INSTANCE_GUID`) and its later log lines and metrics carry them; the
+    /// instance keeps running. No container for it → `ResourceNotFound`.
+    pub async fn update_lrp_instance(
+        &self,
+        key: &ActualLrpKey,
+        ik: &ActualLrpInstanceKey,
+        metric_tags: &diego_core::MetricTags,
+    ) -> diego_core::Result<()> {
+        let guid = container_guid(&key.process_guid, &ik.instance_guid);
+        let tags = diego_core::metric_tags::resolve_metric_tags(
+            metric_tags,
+            Some((key.index, ik.instance_guid.as_str())),
+        );
+        self.inner
+            .executor
+            .update_metric_tags(&guid, tags)
+            .map_err(|_| Error::ResourceNotFound)
+    }
+
     /// Cancels a task (the BBS asked): its container is deleted.
     pub async fn cancel_task(&self, task_guid: &diego_core::TaskGuid) -> diego_core::Result<()> {
         self.delete(task_guid.as_str()).await;
