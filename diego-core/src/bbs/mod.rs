@@ -291,7 +291,7 @@ impl Bbs {
 
     /// Fences every later write with `fence` (the lease of the leader lock this BBS
     /// holds), or stops fencing with `None`. While set, a write after another process
-    /// took the lock over fails with [`Error::FenceLost`](crate::Error::FenceLost) and
+    /// took the lock over fails with [`Error::FenceLost`] and
     /// changes nothing. The process renewing the lease sets the new fence after each
     /// takeover; a renewal keeps the token, so the fence stays valid.
     pub fn set_fence(&self, fence: Option<Fence>) {
