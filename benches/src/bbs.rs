@@ -70,6 +70,16 @@ pub async fn claim_start_all(bbs: &Bbs, writers: usize) -> anyhow::Result<f64> {
         .into_iter()
         .map(|a| a.key.clone())
         .collect();
+    claim_start_keys(bbs, keys, writers).await
+}
+
+/// Claims then starts each of `keys` once, writer `w` of `writers` taking keys `w`,
+/// `w + writers`, ...; returns the pairs per second.
+pub async fn claim_start_keys(
+    bbs: &Bbs,
+    keys: Vec<ActualLrpKey>,
+    writers: usize,
+) -> anyhow::Result<f64> {
     let keys = Arc::new(keys);
     let n = keys.len();
     let start = Instant::now();

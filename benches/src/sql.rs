@@ -17,7 +17,7 @@ use anyhow::Context;
 use diego_core::auctioneer::RecordingAuctioneer;
 use diego_core::store::sql::SqlOptions;
 use diego_core::store::{ActualLrpFilter, PostgresStore, SqliteStore, Store};
-use diego_core::Bbs;
+use diego_core::{ActualLrpKey, Bbs};
 
 /// DesiredLRPs in the scenario.
 pub const LRPS: usize = 100;
@@ -35,7 +35,17 @@ async fn claim_start_rate(store: Arc<dyn Store>) -> anyhow::Result<f64> {
         bbs.desire_lrp(crate::bbs::realistic_lrp(i, INSTANCES))
             .await?;
     }
-    let rate = crate::bbs::claim_start_all(&bbs, WRITERS).await?;
+    // Index-major order: at any moment the 16 writers claim instances of 16 different
+    // processes, as reps on many cells do. (In process-major order they would queue on
+    // the BBS's per-process lock and measure one writer at a time.)
+    let mut keys: Vec<ActualLrpKey> = bbs
+        .actual_lrps(&ActualLrpFilter::default())
+        .await?
+        .into_iter()
+        .map(|a| a.key.clone())
+        .collect();
+    keys.sort_by(|a, b| (a.index, &a.process_guid).cmp(&(b.index, &b.process_guid)));
+    let rate = crate::bbs::claim_start_keys(&bbs, keys, WRITERS).await?;
     let rows = bbs.actual_lrps(&ActualLrpFilter::default()).await?;
     let running = rows
         .iter()

@@ -46,6 +46,16 @@
 //! are Unix nanoseconds; states use Diego's names (`"Pending"`, `"UNCLAIMED"`,
 //! `"ORDINARY"`). Unknown fields are rejected. The fixtures under `tests/fixtures/` show
 //! one Task and one DesiredLRP with every field set.
+//!
+//! ## Stores and the leader lock
+//!
+//! The BBS keeps its records in a [`Store`]: [`MemoryStore`] by default; with feature
+//! `sqlite`, [`store::SqliteStore`] (one durable file); with feature `postgres`,
+//! [`store::PostgresStore`] (shared by several BBS processes). The SQL stores encrypt
+//! payloads at rest when given a [`store::sql::KeyRing`]. Several BBS processes pick the
+//! active one with a [`Lock`] lease (every store here implements it); the holder builds
+//! its BBS on a [`store::FencedStore`] carrying its lease's fence, so it cannot write
+//! once another process has taken the lock over.
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! The SQL store engine, compiled once per backend: the parent module (`sqlite.rs` or
-//! `postgres.rs`) provides `Db`, `BEGIN_WRITE`, `FENCE_LOCK_SUFFIX`, `is_retryable` and
+//! `postgres.rs`) provides `Db`, `BEGIN_WRITE`, `FENCE_LOCK_SUFFIX`, `SERIALIZE_WRITES`,
+//! `is_retryable` and
 //! the public store type `Backend` (with a field `engine: Engine`). The SQL below is the
 //! dialect both backends accept (`$n` parameters, `ON CONFLICT`, `RETURNING`).
 
@@ -13,7 +14,7 @@ use sqlx::Row as _;
 
 use super::super::codec::{self, EncodedRow, KeyValue, RowKey, Table, DATA_COLUMNS};
 use super::super::{KeyRing, RetryPolicy, SqlOptions};
-use super::{is_retryable, Backend, Db, BEGIN_WRITE, FENCE_LOCK_SUFFIX};
+use super::{is_retryable, Backend, Db, BEGIN_WRITE, FENCE_LOCK_SUFFIX, SERIALIZE_WRITES};
 use crate::actual_lrp::ActualLrp;
 use crate::desired_lrp::DesiredLrp;
 use crate::domain::Domain;
@@ -185,6 +186,9 @@ pub(super) struct Engine {
     retry: RetryPolicy,
     rotate_batch: u32,
     tables: Vec<TableSql>,
+    /// Queues this process's writers in order (FIFO) when the backend takes one writer
+    /// at a time anyway (SQLite): they wait here instead of polling a busy database.
+    write_gate: Option<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -200,6 +204,7 @@ impl Engine {
             retry: options.retry,
             rotate_batch: options.rotate_batch,
             tables: Table::ALL.iter().map(|t| TableSql::new(*t)).collect(),
+            write_gate: SERIALIZE_WRITES.then(|| tokio::sync::Mutex::new(())),
         };
         let mut attempt = 0;
         loop {
@@ -217,6 +222,14 @@ impl Engine {
                     )))
                 }
             }
+        }
+    }
+
+    /// Waits for this process's turn to write, when writes are serialised.
+    pub(super) async fn writer_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
         }
     }
 
@@ -344,6 +357,7 @@ impl Engine {
             if fence.is_none() && ops.len() <= 1 {
                 // One statement commits on its own: no transaction round trips. A
                 // connection lost while it ran leaves its outcome unknown: not retried.
+                let _turn = self.writer_turn().await;
                 let mut conn = self.pool.acquire().await?;
                 for op in ops {
                     self.apply(&mut conn, op).await.map_err(|f| match f {
@@ -353,6 +367,7 @@ impl Engine {
                 }
                 return Ok(());
             }
+            let _turn = self.writer_turn().await;
             let mut tx: Tx = self.pool.begin_with(BEGIN_WRITE).await?;
             if let Some(fence) = fence {
                 check_fence(&mut tx, fence).await?;
@@ -461,6 +476,7 @@ impl Engine {
                         if rows.is_empty() {
                             return Ok(None);
                         }
+                        let _turn = self.writer_turn().await;
                         let mut tx: Tx = self.pool.begin_with(BEGIN_WRITE).await?;
                         let mut count = 0u64;
                         for row in &rows {
@@ -631,9 +647,11 @@ impl Lock for Backend {
         validate_acquire(name, owner, ttl)?;
         let expires_at = now + ttl;
         let pool = self.engine.pool();
+        let engine = &self.engine;
         let token: Option<i64> = self
             .engine
             .run("acquire lock", || async move {
+                let _turn = engine.writer_turn().await;
                 Ok(sqlx::query_scalar(
                     "INSERT INTO locks (name, owner, token, expires_at) VALUES ($1, $2, 1, $3) \
                      ON CONFLICT (name) DO UPDATE SET \
@@ -665,9 +683,11 @@ impl Lock for Backend {
 
     async fn release(&self, name: &str, owner: &str) -> Result<bool> {
         let pool = self.engine.pool();
+        let engine = &self.engine;
         let done = self
             .engine
             .run("release lock", || async move {
+                let _turn = engine.writer_turn().await;
                 Ok(sqlx::query(
                     "UPDATE locks SET owner = '', expires_at = 0 \
                      WHERE name = $1 AND owner = $2 AND owner <> ''",

@@ -22,6 +22,8 @@ type Backend = PostgresStore;
 /// Transactions run at READ COMMITTED: every conditional write is one statement whose
 /// `WHERE` is re-checked on the newest row version, so compare-and-swap holds.
 const BEGIN_WRITE: &str = "BEGIN";
+/// PostgreSQL runs writers concurrently (row locks).
+const SERIALIZE_WRITES: bool = false;
 /// A fenced write holds a shared lock on the lock row until it commits, so a takeover
 /// (which updates the row) waits for it: no write with the old token commits after it.
 const FENCE_LOCK_SUFFIX: &str = " FOR SHARE";

@@ -21,6 +21,10 @@ type Backend = SqliteStore;
 /// Writers take the database's write lock at once (not on their first write), so two
 /// transactions never deadlock upgrading their read locks; others wait `busy_timeout`.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// SQLite takes one writer at a time: this process's writers queue for their turn
+/// in order rather than polling the busy database (other processes still wait on
+/// `busy_timeout`).
+const SERIALIZE_WRITES: bool = true;
 /// SQLite serialises writers: reading the lock row inside the write transaction is enough.
 const FENCE_LOCK_SUFFIX: &str = "";
 
