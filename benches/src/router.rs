@@ -2,14 +2,20 @@
 //! proxy to 3 local backends, and the same load through nginx when it is installed.
 //!
 //! Everything runs on this machine: 3 small hyper backends answering a 13-byte body
-//! (one runtime thread), the proxy under test (two runtime threads, or nginx with two
-//! worker processes and keep-alive upstream connections), and an in-process load
-//! generator holding 32 keep-alive connections (hyper clients, one runtime thread).
+//! (one runtime thread), the proxy under test, and an in-process load generator holding
+//! 32 keep-alive connections (hyper clients, one runtime thread).
+//!
+//! Both proxies get the same shape on the same number of cores: nginx runs two worker
+//! processes (one event loop each, keep-alive upstream connections), ours runs two
+//! single-threaded tokio runtimes, each serving one [`HttpProxy`] on a clone of the same
+//! listening socket (like nginx's workers sharing theirs) and each keeping its own
+//! backend connections; both share one [`TableRouter`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -31,7 +37,7 @@ const WARMUP: Duration = Duration::from_millis(500);
 const SLICE: Duration = Duration::from_secs(1);
 /// Turns per proxy (5 s of load each in all).
 const SLICES: u32 = 5;
-/// Runtime threads of our proxy (nginx gets as many worker processes).
+/// Proxy workers: single-threaded runtimes of ours, worker processes of nginx.
 const PROXY_THREADS: usize = 2;
 /// The host name routed to the backends.
 const HOST_NAME: &str = "bench.localhost";
@@ -43,14 +49,13 @@ const HOST_NAME: &str = "bench.localhost";
 /// alike; the ratio is of their totals.
 pub fn run() -> anyhow::Result<()> {
     let backends_rt = runtime("router-backend", 1)?;
-    let proxy_rt = runtime("router-proxy", PROXY_THREADS)?;
     let load_rt = runtime("router-load", 1)?;
 
     let backends: Vec<SocketAddr> = (0..3)
         .map(|_| backends_rt.block_on(start_backend()))
         .collect::<anyhow::Result<_>>()?;
     let cancel = CancellationToken::new();
-    let ours = proxy_rt.block_on(start_proxy(&backends, cancel.clone()))?;
+    let (ours, workers) = start_proxy(&backends, &cancel)?;
 
     let nginx = if on_path("nginx") {
         let nginx = Nginx::start(&backends)?;
@@ -78,6 +83,12 @@ pub fn run() -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>((ours_total, nginx_total))
     });
     cancel.cancel();
+    for w in workers {
+        match w.join() {
+            Ok(result) => result?,
+            Err(_) => bail!("a proxy worker panicked"),
+        }
+    }
     if let Some(n) = nginx {
         n.stop();
     }
@@ -128,11 +139,13 @@ async fn start_backend() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Our proxy, routing `HOST_NAME` to the backends.
-async fn start_proxy(
+/// Our proxy, routing `HOST_NAME` to the backends: `PROXY_THREADS` workers, each a
+/// thread with a single-threaded runtime serving the same listening socket. Returns the
+/// address and the workers, which end once `cancel` is cancelled.
+fn start_proxy(
     backends: &[SocketAddr],
-    cancel: CancellationToken,
-) -> anyhow::Result<SocketAddr> {
+    cancel: &CancellationToken,
+) -> anyhow::Result<(SocketAddr, Vec<JoinHandle<anyhow::Result<()>>>)> {
     let table = TableRouter::new();
     let endpoints = backends
         .iter()
@@ -147,18 +160,39 @@ async fn start_proxy(
             )
         })
         .collect();
-    table
-        .apply(&[RouteChange::Set {
-            route: RouteKey::http(HOST_NAME),
-            endpoints,
-        }])
-        .await?;
-    let proxy = HttpProxy::builder(table)
-        .bind("127.0.0.1:0".parse()?)
-        .await?;
-    let addr = proxy.local_addr();
-    tokio::spawn(proxy.run(cancel));
-    Ok(addr)
+    let changes = [RouteChange::Set {
+        route: RouteKey::http(HOST_NAME),
+        endpoints,
+    }];
+    tokio::runtime::Builder::new_current_thread()
+        .build()?
+        .block_on(table.apply(&changes))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let mut workers = Vec::with_capacity(PROXY_THREADS);
+    for i in 0..PROXY_THREADS {
+        let listener = listener.try_clone()?;
+        let table = table.clone();
+        let cancel = cancel.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let worker = std::thread::Builder::new()
+            .name(format!("router-proxy-{i}"))
+            .spawn(move || {
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    HttpProxy::builder(table)
+                        .listener(listener)?
+                        .run(cancel)
+                        .await?;
+                    Ok(())
+                })
+            })?;
+        workers.push(worker);
+    }
+    Ok((addr, workers))
 }
 
 /// Runs `CONNECTIONS` keep-alive connections against `addr` for `duration`; returns
