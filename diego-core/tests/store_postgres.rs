@@ -168,3 +168,18 @@ async fn a_dropped_connection_does_not_fail_the_next_operations() {
     sql_common::write_fixtures(&store, "y").await;
     assert_eq!(sql_common::read_all(&store).await, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_processes_opening_one_new_schema_at_once_all_succeed() {
+    let Some(url) = url() else { return };
+    // What two `diego bbs` started together do: create the schema and migrate it at once.
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let opens = (0..6).map(|_| {
+        let url = url.clone();
+        let schema = schema.clone();
+        tokio::spawn(async move { PostgresStore::connect_with(&url, Some(&schema), small()).await })
+    });
+    for open in futures::future::join_all(opens).await {
+        open.unwrap().expect("every concurrent open succeeds");
+    }
+}

@@ -187,7 +187,20 @@ impl Switch {
 /// A bad configuration, a store that cannot be opened, or a port that cannot be bound.
 pub async fn run_bbs(config: BbsServerConfig, cancel: CancellationToken) -> Result<()> {
     config.validate()?;
-    let opened = open_store(&config.store).await?;
+    // The database may not be up yet: wait for it (a bad configuration fails at once).
+    let opened = loop {
+        match open_store(&config.store).await {
+            Ok(opened) => break opened,
+            Err(Error::Bbs(diego_core::Error::Unavailable(e))) => {
+                warn!(error = %e, "cannot open the store yet");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {}", config.listen_address), e))?;

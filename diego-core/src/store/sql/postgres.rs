@@ -110,10 +110,20 @@ impl PostgresStore {
                 .connect()
                 .await
                 .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .execute(&mut conn)
-                .await
-                .map_err(|e| Error::Unavailable(format!("cannot create schema {schema}: {e}")))?;
+                .await;
+            match created {
+                Ok(_) => {}
+                // Two processes creating the schema at once: PostgreSQL's IF NOT EXISTS
+                // is not atomic, the loser gets a unique violation; the schema exists.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+                Err(e) => {
+                    return Err(Error::Unavailable(format!(
+                        "cannot create schema {schema}: {e}"
+                    )))
+                }
+            }
             connect = connect.options([("search_path", schema)]);
         }
         let pool = PgPoolOptions::new()
