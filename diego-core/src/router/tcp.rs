@@ -83,18 +83,26 @@ impl TcpProxy {
     /// None today; the `Result` leaves room for fatal errors.
     pub async fn run(self, cancel: CancellationToken) -> Result<()> {
         let mut changes = self.table.subscribe();
-        let mut listeners: HashMap<u16, CancellationToken> = HashMap::new();
+        // Each open port's accept loop: its stop token and its task (which owns the
+        // listening socket, closed when the task returns).
+        let mut listeners: HashMap<u16, (CancellationToken, tokio::task::JoinHandle<()>)> =
+            HashMap::new();
         let connections = TaskTracker::new();
         loop {
             changes.mark_unchanged();
             let wanted: BTreeSet<u16> = self.table.live().tcp.keys().copied().collect();
-            listeners.retain(|port, stop| {
-                let keep = wanted.contains(port);
-                if !keep {
+            let closing: Vec<u16> = listeners
+                .keys()
+                .filter(|port| !wanted.contains(port))
+                .copied()
+                .collect();
+            for port in closing {
+                if let Some((stop, task)) = listeners.remove(&port) {
                     stop.cancel();
+                    // Announce the port closed only once its socket is.
+                    let _ = task.await;
                 }
-                keep
-            });
+            }
             for &port in &wanted {
                 if listeners.contains_key(&port) {
                     continue;
@@ -103,15 +111,15 @@ impl TcpProxy {
                 match TcpListener::bind(addr).await {
                     Ok(listener) => {
                         let stop = cancel.child_token();
-                        listeners.insert(port, stop.clone());
-                        tokio::spawn(accept_loop(
+                        let task = tokio::spawn(accept_loop(
                             listener,
                             port,
                             self.table.clone(),
                             self.connect_timeout,
-                            stop,
+                            stop.clone(),
                             connections.clone(),
                         ));
+                        listeners.insert(port, (stop, task));
                     }
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "router: cannot open TCP route port");
@@ -133,8 +141,9 @@ impl TcpProxy {
                 }
             }
         }
-        for stop in listeners.values() {
+        for (_, (stop, task)) in listeners.drain() {
             stop.cancel();
+            let _ = task.await;
         }
         self.listening.send_replace(BTreeSet::new());
         Ok(())
