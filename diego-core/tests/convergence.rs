@@ -638,3 +638,77 @@ fn planning_is_pure_and_names_each_repair() {
         "deterministic"
     );
 }
+
+/// A store that notes how many convergence snapshots are being read at once (each read
+/// of the scheduling infos takes a while).
+#[derive(Debug, Default)]
+struct SlowSnapshotStore {
+    inner: MemoryStore,
+    reading: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl diego_core::store::Store for SlowSnapshotStore {
+    async fn task(&self, guid: &TaskGuid) -> Result<Option<Task>> {
+        self.inner.task(guid).await
+    }
+    async fn tasks(&self, f: &diego_core::store::TaskFilter) -> Result<Vec<Task>> {
+        self.inner.tasks(f).await
+    }
+    async fn desired_lrp(&self, guid: &ProcessGuid) -> Result<Option<DesiredLrp>> {
+        self.inner.desired_lrp(guid).await
+    }
+    async fn desired_lrps(
+        &self,
+        f: &diego_core::store::DesiredLrpFilter,
+    ) -> Result<Vec<DesiredLrp>> {
+        self.inner.desired_lrps(f).await
+    }
+    async fn scheduling_infos(
+        &self,
+        f: &diego_core::store::DesiredLrpFilter,
+    ) -> Result<Vec<SchedulingInfo>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.reading.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.reading.fetch_sub(1, SeqCst);
+        self.inner.scheduling_infos(f).await
+    }
+    async fn actual_lrps(&self, f: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
+        self.inner.actual_lrps(f).await
+    }
+    async fn domains(&self) -> Result<Vec<Domain>> {
+        self.inner.domains().await
+    }
+    async fn cell_presences(&self) -> Result<Vec<diego_core::store::CellPresenceRecord>> {
+        self.inner.cell_presences().await
+    }
+    async fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.inner.write(batch).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_two_passes_at_a_time() {
+    let store = Arc::new(SlowSnapshotStore::default());
+    let bbs = Bbs::builder()
+        .store(store.clone())
+        .clock(Arc::new(TokioClock::new()))
+        .build();
+    let converger = Arc::new(Converger::builder(bbs).build());
+    // Four passes asked for at once (the interval, a lost cell, two callers).
+    let passes = (0..4).map(|_| {
+        let c = converger.clone();
+        tokio::spawn(async move { c.converge_once().await })
+    });
+    for pass in futures::future::join_all(passes).await {
+        pass.unwrap().unwrap();
+    }
+    assert_eq!(
+        store.most.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "two convergence passes read their snapshots at the same time"
+    );
+}

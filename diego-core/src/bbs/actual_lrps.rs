@@ -106,6 +106,7 @@ impl Bbs {
     }
 
     /// ActualLRP rows matching `filter`.
+    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
     pub async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
         self.inner.store.actual_lrps(filter).await
     }

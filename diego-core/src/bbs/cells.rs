@@ -29,6 +29,7 @@ impl Bbs {
     }
 
     /// The names of the fresh domains.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn domains(&self) -> Result<Vec<String>> {
         let now = self.inner.clock.now();
         Ok(self
@@ -89,6 +90,7 @@ impl Bbs {
     }
 
     /// The cells whose lease has not ended.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn cells(&self) -> Result<Vec<CellPresence>> {
         let now = self.inner.clock.now();
         Ok(self

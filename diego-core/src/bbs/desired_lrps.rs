@@ -242,11 +242,13 @@ impl Bbs {
     }
 
     /// One DesiredLRP.
+    #[tracing::instrument(level = "debug", skip_all, fields(process_guid = %pg))]
     pub async fn desired_lrp_by_process_guid(&self, pg: &ProcessGuid) -> Result<DesiredLrp> {
         self.read_desired(pg).await
     }
 
     /// DesiredLRPs matching `filter`.
+    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
     pub async fn desired_lrps(&self, filter: &DesiredLrpFilter) -> Result<Vec<DesiredLrp>> {
         self.inner.store.desired_lrps(filter).await
     }

@@ -109,11 +109,13 @@ impl Bbs {
     }
 
     /// One task.
+    #[tracing::instrument(level = "debug", skip_all, fields(task_guid = %task_guid))]
     pub async fn task_by_guid(&self, task_guid: &TaskGuid) -> Result<Task> {
         self.read_task(task_guid).await
     }
 
     /// Tasks matching `filter`.
+    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
     pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         self.inner.store.tasks(filter).await
     }
