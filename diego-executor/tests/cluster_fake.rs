@@ -2,6 +2,8 @@
 //! desire → RUNNING → crash → RUNNING, tasks, scaling, a killed cell, evacuation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,19 +18,7 @@ fn fake_backends() -> (BackendFactory, Arc<parking_lot::Mutex<Vec<FakeBackend>>>
     let seen = all.clone();
     let factory: BackendFactory = Arc::new(move |_id| {
         let b = FakeBackend::new();
-        b.set_program("/app/server", |_| {
-            FakeScript::new()
-                .then(FakeStep::Listen(0))
-                .then(FakeStep::Forever)
-        });
-        b.set_program("/bin/task", |_| {
-            FakeScript::new()
-                .then(FakeStep::WriteFile(
-                    "/tmp/result".into(),
-                    bytes::Bytes::from_static(b"42"),
-                ))
-                .then(FakeStep::Exit(0))
-        });
+        common::cluster::app_and_task_programs(&b);
         b.set_program("/bin/fail", |_| FakeScript::new().then(FakeStep::Exit(7)));
         let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         b.set_program("/bin/check", move |_| {
@@ -266,24 +256,7 @@ async fn evacuation_keeps_every_index_running() {
     wait_for("3 RUNNING", || running(&c, 3)).await;
     let leaving = c.cell_ids()[0].clone();
     // Watch: at every moment, every index has a RUNNING row (ordinary or evacuating).
-    let watcher = tokio::spawn({
-        let bbs = c.bbs().clone();
-        async move {
-            let mut worst = 3;
-            for _ in 0..400 {
-                let rows = bbs.actual_lrps(&ActualLrpFilter::default()).await.unwrap();
-                let serving = (0..3)
-                    .filter(|i| {
-                        rows.iter()
-                            .any(|r| r.key.index == *i && r.state == ActualLrpState::Running)
-                    })
-                    .count();
-                worst = worst.min(serving);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            worst
-        }
-    });
+    let watcher = common::cluster::fewest_served(c.bbs().clone(), 3, 400);
     c.evacuate_cell(&leaving).await.unwrap();
     wait_for("3 RUNNING off the evacuated cell", || async {
         running(&c, 3).await

@@ -4,6 +4,8 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,19 +21,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 fn fake_backends() -> BackendFactory {
     Arc::new(move |_id| {
         let b = FakeBackend::new();
-        b.set_program("/app/server", |_| {
-            FakeScript::new()
-                .then(FakeStep::Listen(0))
-                .then(FakeStep::Forever)
-        });
-        b.set_program("/bin/task", |_| {
-            FakeScript::new()
-                .then(FakeStep::WriteFile(
-                    "/tmp/result".into(),
-                    bytes::Bytes::from_static(b"42"),
-                ))
-                .then(FakeStep::Exit(0))
-        });
+        common::cluster::app_and_task_programs(&b);
         b.set_program("/bin/forever", |_| {
             FakeScript::new().then(FakeStep::Forever)
         });

@@ -4,6 +4,8 @@
 #![cfg(feature = "fixture-app")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,24 +244,7 @@ async fn scaling_a_killed_cell_and_evacuation_with_real_processes() {
     // Evacuate a cell that runs something: every index stays served throughout.
     let rows = running(&c).await;
     let leaving = rows[0].cell_id().unwrap().clone();
-    let watcher = tokio::spawn({
-        let bbs = c.bbs().clone();
-        async move {
-            let mut worst = 3;
-            for _ in 0..100 {
-                let rows = bbs.actual_lrps(&ActualLrpFilter::default()).await.unwrap();
-                let serving = (0..3)
-                    .filter(|i| {
-                        rows.iter()
-                            .any(|r| r.key.index == *i && r.state == ActualLrpState::Running)
-                    })
-                    .count();
-                worst = worst.min(serving);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            worst
-        }
-    });
+    let watcher = common::cluster::fewest_served(c.bbs().clone(), 3, 100);
     c.evacuate_cell(&leaving).await.unwrap();
     wait_for("all RUNNING off the evacuated cell", || async {
         let rows = running(&c).await;

@@ -76,18 +76,7 @@ impl BbsClient {
             .into_iter()
             .map(|u| u.into().trim_end_matches('/').to_owned())
             .collect();
-        if bases.is_empty() {
-            return Err(Error::InvalidConfig(
-                "bbs_urls: needs at least one URL".into(),
-            ));
-        }
-        for (i, url) in bases.iter().enumerate() {
-            if reqwest::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
-                return Err(Error::InvalidConfig(format!(
-                    "bbs_urls[{i}]: {url:?} is not an http:// or https:// URL"
-                )));
-            }
-        }
+        check_bbs_urls(&bases)?;
         Ok(BbsClient {
             bases: bases.into(),
             current: Arc::new(AtomicUsize::new(0)),
@@ -227,6 +216,12 @@ impl BbsClient {
         Ok(Box::pin(stream))
     }
 
+    /// An evacuation call: whether the rep keeps the container.
+    async fn keep_container(&self, path: &str, body: &ActualLrpRequest) -> Result<bool> {
+        let r: EvacuationResponse = self.post(path, body).await?;
+        Ok(r.keep_container)
+    }
+
     async fn call<Req: Serialize + ?Sized>(&self, path: &str, body: &Req) -> Result<()> {
         self.post::<Req, Empty>(path, body).await.map(|_| ())
     }
@@ -266,6 +261,27 @@ impl BbsClient {
         });
         Ok(Box::pin(stream))
     }
+}
+
+/// Checks a list of BBS URLs as [`BbsClient::with_urls`] does: at least one, each an
+/// `http://` or `https://` URL.
+///
+/// # Errors
+/// `InvalidConfig` naming `bbs_urls[i]` and why.
+pub fn check_bbs_urls<S: AsRef<str>>(urls: &[S]) -> Result<()> {
+    if urls.is_empty() {
+        return Err(Error::InvalidConfig(
+            "bbs_urls: needs at least one URL".into(),
+        ));
+    }
+    for (i, url) in urls.iter().map(AsRef::as_ref).enumerate() {
+        if reqwest::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            return Err(Error::InvalidConfig(format!(
+                "bbs_urls[{i}]: {url:?} is not an http:// or https:// URL"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn default_http() -> Result<reqwest::Client> {
@@ -487,13 +503,11 @@ impl BbsApi for BbsClient {
         key: &ActualLrpKey,
         instance_key: &ActualLrpInstanceKey,
     ) -> Result<bool> {
-        let r: EvacuationResponse = self
-            .post(
-                "/v1/actual_lrps/evacuate_claimed",
-                &actual(key, Some(instance_key)),
-            )
-            .await?;
-        Ok(r.keep_container)
+        self.keep_container(
+            "/v1/actual_lrps/evacuate_claimed",
+            &actual(key, Some(instance_key)),
+        )
+        .await
     }
     async fn evacuate_running_actual_lrp(
         &self,
@@ -503,21 +517,19 @@ impl BbsApi for BbsClient {
     ) -> Result<bool> {
         let mut body = actual(key, Some(instance_key));
         body.actual_lrp_net_info = Some(net_info.clone());
-        let r: EvacuationResponse = self.post("/v1/actual_lrps/evacuate_running", &body).await?;
-        Ok(r.keep_container)
+        self.keep_container("/v1/actual_lrps/evacuate_running", &body)
+            .await
     }
     async fn evacuate_stopped_actual_lrp(
         &self,
         key: &ActualLrpKey,
         instance_key: &ActualLrpInstanceKey,
     ) -> Result<bool> {
-        let r: EvacuationResponse = self
-            .post(
-                "/v1/actual_lrps/evacuate_stopped",
-                &actual(key, Some(instance_key)),
-            )
-            .await?;
-        Ok(r.keep_container)
+        self.keep_container(
+            "/v1/actual_lrps/evacuate_stopped",
+            &actual(key, Some(instance_key)),
+        )
+        .await
     }
     async fn evacuate_crashed_actual_lrp(
         &self,
@@ -527,8 +539,8 @@ impl BbsApi for BbsClient {
     ) -> Result<bool> {
         let mut body = actual(key, Some(instance_key));
         body.reason = crash_reason.to_owned();
-        let r: EvacuationResponse = self.post("/v1/actual_lrps/evacuate_crashed", &body).await?;
-        Ok(r.keep_container)
+        self.keep_container("/v1/actual_lrps/evacuate_crashed", &body)
+            .await
     }
     async fn remove_evacuating_actual_lrp(
         &self,

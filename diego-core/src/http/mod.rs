@@ -14,6 +14,6 @@ pub mod types;
 
 pub use callback::HttpCompletionCallback;
 pub use client::LogRecordStream;
-pub use client::{BbsClient, NOT_ACTIVE_BBS};
+pub use client::{check_bbs_urls, BbsClient, NOT_ACTIVE_BBS};
 pub use server::{router, serve, BbsServer};
 pub use types::LogRecord;

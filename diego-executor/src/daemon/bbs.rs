@@ -16,7 +16,6 @@ use axum::response::IntoResponse;
 use diego_auction::AuctionRunner;
 use diego_core::convergence::{ConvergenceConfig, Converger};
 use diego_core::http::server::{ApiError, BbsServer};
-use diego_core::http::tls::ServerTlsConfig;
 use diego_core::lock::{Lease, Lock};
 use diego_core::store::{FencedStore, MemoryStore, Store};
 use diego_core::{Bbs, BbsApi, BbsConfig, Clock, SystemClock};
@@ -42,52 +41,67 @@ pub struct OpenedStore {
     pub lock: Arc<dyn Lock>,
 }
 
-/// Opens the store a configuration names (running migrations of the SQL stores).
-///
-/// # Errors
-/// [`Error::Config`] for a bad configuration, the store's error when it cannot be
-/// reached.
-pub async fn open_store(config: &StoreConfig) -> Result<OpenedStore> {
-    match config.kind {
-        StoreKind::Memory => {
-            let store = Arc::new(MemoryStore::new());
-            Ok(OpenedStore {
-                store: store.clone(),
-                lock: store,
-            })
-        }
+/// The store a configuration names, opened (SQL stores run their migrations).
+enum Opened {
+    Memory(Arc<MemoryStore>),
+    Sqlite(Arc<diego_core::store::SqliteStore>),
+    Postgres(Arc<diego_core::store::PostgresStore>),
+}
+
+async fn open(config: &StoreConfig) -> Result<Opened> {
+    let options = || -> Result<diego_core::store::sql::SqlOptions> {
+        Ok(diego_core::store::sql::SqlOptions::with_keys(key_ring(
+            config,
+        )?))
+    };
+    Ok(match config.kind {
+        StoreKind::Memory => Opened::Memory(Arc::new(MemoryStore::new())),
         StoreKind::Sqlite => {
             let path = config
                 .path
                 .as_ref()
                 .ok_or_else(|| Error::Config("store.path: required for sqlite".into()))?;
-            let options = diego_core::store::sql::SqlOptions::with_keys(key_ring(config)?);
-            let store = Arc::new(diego_core::store::SqliteStore::open_with(path, options).await?);
-            Ok(OpenedStore {
-                store: store.clone(),
-                lock: store,
-            })
+            Opened::Sqlite(Arc::new(
+                diego_core::store::SqliteStore::open_with(path, options()?).await?,
+            ))
         }
         StoreKind::Postgres => {
             let url = config
                 .url
                 .as_ref()
                 .ok_or_else(|| Error::Config("store.url: required for postgres".into()))?;
-            let options = diego_core::store::sql::SqlOptions::with_keys(key_ring(config)?);
-            let store = Arc::new(
+            Opened::Postgres(Arc::new(
                 diego_core::store::PostgresStore::connect_with(
                     url,
                     config.schema.as_deref(),
-                    options,
+                    options()?,
                 )
                 .await?,
-            );
-            Ok(OpenedStore {
-                store: store.clone(),
-                lock: store,
-            })
+            ))
         }
-    }
+    })
+}
+
+/// Opens the store a configuration names (running migrations of the SQL stores).
+///
+/// # Errors
+/// [`Error::Config`] for a bad configuration, the store's error when it cannot be
+/// reached.
+pub async fn open_store(config: &StoreConfig) -> Result<OpenedStore> {
+    Ok(match open(config).await? {
+        Opened::Memory(s) => OpenedStore {
+            store: s.clone(),
+            lock: s,
+        },
+        Opened::Sqlite(s) => OpenedStore {
+            store: s.clone(),
+            lock: s,
+        },
+        Opened::Postgres(s) => OpenedStore {
+            store: s.clone(),
+            lock: s,
+        },
+    })
 }
 
 /// Re-encrypts every row of the configured SQL store under its active key, online;
@@ -97,36 +111,12 @@ pub async fn open_store(config: &StoreConfig) -> Result<OpenedStore> {
 /// [`Error::Config`] for a memory store (nothing is at rest) or a bad key setup; the
 /// store's error when a row is under a key that is not configured.
 pub async fn rotate_keys(config: &StoreConfig) -> Result<u64> {
-    let options = || -> Result<diego_core::store::sql::SqlOptions> {
-        Ok(diego_core::store::sql::SqlOptions::with_keys(key_ring(
-            config,
-        )?))
-    };
-    match config.kind {
-        StoreKind::Memory => Err(Error::Config(
+    match open(config).await? {
+        Opened::Memory(_) => Err(Error::Config(
             "store.kind: a memory store keeps nothing at rest to re-encrypt".into(),
         )),
-        StoreKind::Sqlite => {
-            let path = config
-                .path
-                .as_ref()
-                .ok_or_else(|| Error::Config("store.path: required for sqlite".into()))?;
-            let store = diego_core::store::SqliteStore::open_with(path, options()?).await?;
-            Ok(store.rotate().await?)
-        }
-        StoreKind::Postgres => {
-            let url = config
-                .url
-                .as_ref()
-                .ok_or_else(|| Error::Config("store.url: required for postgres".into()))?;
-            let store = diego_core::store::PostgresStore::connect_with(
-                url,
-                config.schema.as_deref(),
-                options()?,
-            )
-            .await?;
-            Ok(store.rotate().await?)
-        }
+        Opened::Sqlite(s) => Ok(s.rotate().await?),
+        Opened::Postgres(s) => Ok(s.rotate().await?),
     }
 }
 
@@ -224,7 +214,13 @@ pub async fn run_bbs_on(
     let switch = Switch {
         current: Arc::new(ArcSwap::from_pointee(Switch::standby(None))),
     };
-    let server = spawn_server(listener, switch.router(), config.tls.as_ref(), &cancel)?;
+    let server = super::spawn_server(
+        "BBS API",
+        listener,
+        switch.router(),
+        config.tls.as_ref(),
+        &cancel,
+    )?;
     info!(%url, %owner, "BBS waiting for the lock");
 
     let ttl = Duration::from_millis(config.lock_ttl_ms);
@@ -247,7 +243,7 @@ pub async fn run_bbs_on(
                     &switch,
                     clock.clone(),
                     &active,
-                )?;
+                );
                 hold(&opened, &owner, lease, ttl, retry, clock.as_ref(), &cancel).await;
                 active.cancel();
                 switch.current.store(Arc::new(Switch::standby(None)));
@@ -299,7 +295,7 @@ fn activate(
     switch: &Switch,
     clock: Arc<dyn Clock>,
     active: &CancellationToken,
-) -> Result<()> {
+) {
     let store: Arc<dyn Store> = Arc::new(FencedStore::new(opened.store.clone(), lease.fence()));
     let runner = AuctionRunner::new();
     let bbs = Bbs::builder()
@@ -329,7 +325,6 @@ fn activate(
         async move { converger.run(active).await }
     });
     switch.current.store(Arc::new(BbsServer::new(api).router()));
-    Ok(())
 }
 
 /// Renews `lease` until the process is cancelled or the lease cannot be kept.
@@ -360,31 +355,4 @@ async fn hold(
             }
         }
     }
-}
-
-fn spawn_server(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    tls: Option<&ServerTlsConfig>,
-    cancel: &CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let cancel = cancel.clone();
-    Ok(match tls {
-        Some(tls) => {
-            let tls = tls.load()?;
-            tokio::spawn(async move {
-                if let Err(e) = diego_core::http::tls::serve_tls(listener, app, tls, cancel).await {
-                    warn!(error = %e, "BBS API stopped");
-                }
-            })
-        }
-        None => tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { cancel.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                warn!(error = %e, "BBS API stopped");
-            }
-        }),
-    })
 }

@@ -79,29 +79,7 @@ pub async fn run_cell_on(
     let server = RepServer::new(rep.clone())
         .on_evacuated(cancel.clone())
         .router();
-    let serving = {
-        let cancel = cancel.clone();
-        match &config.tls {
-            Some(tls) => {
-                let tls = tls.load()?;
-                tokio::spawn(async move {
-                    if let Err(e) =
-                        diego_core::http::tls::serve_tls(listener, server, tls, cancel).await
-                    {
-                        warn!(error = %e, "rep API stopped");
-                    }
-                })
-            }
-            None => tokio::spawn(async move {
-                let served = axum::serve(listener, server)
-                    .with_graceful_shutdown(async move { cancel.cancelled().await })
-                    .await;
-                if let Err(e) = served {
-                    warn!(error = %e, "rep API stopped");
-                }
-            }),
-        }
-    };
+    let serving = super::spawn_server("rep API", listener, server, config.tls.as_ref(), &cancel)?;
 
     // The BBS may not be up (or active) yet: keep trying until it takes the presence.
     loop {

@@ -272,16 +272,10 @@ impl CellServerConfig {
         if !id_ok {
             return Err(Error::Config("cell_id: must match ^[a-zA-Z0-9_-]+$".into()));
         }
-        if self.bbs_urls.is_empty() {
-            return Err(Error::Config("bbs_urls: needs at least one URL".into()));
-        }
-        for (i, url) in self.bbs_urls.iter().enumerate() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::Config(format!(
-                    "bbs_urls[{i}]: {url:?} is not an http:// or https:// URL"
-                )));
-            }
-        }
+        diego_core::http::check_bbs_urls(&self.bbs_urls).map_err(|e| match e {
+            diego_core::Error::InvalidConfig(m) => Error::Config(m),
+            other => Error::Bbs(other),
+        })?;
         check_listen(
             "listen_address",
             self.listen_address,

@@ -1,6 +1,8 @@
 //! Shared helpers of the executor's integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::sync::Arc;
 
 use diego_core::log_sink::{format_line, RingBufferLogSink};
