@@ -41,6 +41,8 @@ struct Behaviour {
 struct Performed {
     at: Instant,
     work: Work,
+    /// The request id current in the perform call.
+    request_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -185,6 +187,7 @@ impl CellClient for FakeCell {
         self.performed.lock().unwrap().push(Performed {
             at: Instant::now(),
             work,
+            request_id: diego_core::request_id::current(),
         });
         Ok(refused)
     }
@@ -313,6 +316,51 @@ async fn placement_reaches_perform() {
     assert_eq!(h.placement_errors("web").await, ["", ""]);
     let t = h.bbs.task_by_guid(&"t1".into()).await.unwrap();
     assert_eq!((t.rejection_count, t.rejection_reason.as_str()), (0, ""));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_ids_follow_the_work_into_the_batched_round() {
+    use diego_core::request_id;
+    let cells = [
+        FakeCell::new("cell-a", 4096, Behaviour::default()),
+        FakeCell::new("cell-b", 4096, Behaviour::default()),
+        FakeCell::new("cell-c", 4096, Behaviour::default()),
+    ];
+    let h = start(&cells, config()).await;
+    // Three requests land in one round (the 100 ms window): two under their own ids,
+    // one (a task) asked for outside any request.
+    request_id::scope("req-web", h.desire_lrp("web", 3, 256, ROOTFS)).await;
+    request_id::scope("req-api", h.desire_lrp("api", 3, 256, ROOTFS)).await;
+    h.desire_task("t1", 128).await;
+    sleep(Duration::from_secs(1)).await;
+
+    let mut calls = 0;
+    for c in &cells {
+        for p in c.performed() {
+            calls += 1;
+            let mut expected: Vec<&str> = p
+                .work
+                .lrps
+                .iter()
+                .map(|r| match r.process_guid.as_str() {
+                    "web" => "req-web",
+                    _ => "req-api",
+                })
+                .collect();
+            expected.sort();
+            expected.dedup();
+            let expected = (!expected.is_empty()).then(|| expected.join(","));
+            assert_eq!(p.request_id, expected, "{}: {:?}", c.id, p.work);
+        }
+    }
+    assert_eq!(calls, 3, "one round, every cell a winner");
+    // Each cell got instances of both apps (the same-process penalty spreads them), so
+    // its call carries both requests' ids.
+    assert!(cells
+        .iter()
+        .flat_map(|c| c.performed())
+        .any(|p| p.request_id.as_deref() == Some("req-api,req-web")));
     h.stop().await;
 }
 

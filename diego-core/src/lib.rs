@@ -84,6 +84,7 @@ pub mod metric_tags;
 pub mod modification_tag;
 pub mod network;
 pub mod rep_client;
+pub mod request_id;
 pub mod restart_policy;
 pub mod rootfs;
 #[cfg(feature = "router")]

@@ -14,6 +14,14 @@
 //! through [`BbsApi`] (`fail_actual_lrp` / `reject_task`) with its placement error —
 //! never an empty reason.
 //!
+//! Request ids ([`diego_core::request_id`]) follow the work through the batches: the id
+//! under which each piece was asked for is kept with it in the queue, recorded on the
+//! round's `auction_round` span (`request_ids`), and made current again for the calls
+//! made on its behalf — a cell's `perform` carries the ids of the work it is given
+//! (comma-separated when the work came from several requests), a failure report the id
+//! of the work it is about — so an HTTP cell or BBS client forwards them as
+//! `X-Vcap-Request-Id`.
+//!
 //! The runner knows cells only through [`CellClient`]s found by a
 //! [`CellClientFactory`]; it never knows how a cell runs its work.
 //!
@@ -48,8 +56,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diego_core::{
-    ActualLrpKey, AuctioneerClient, BbsApi, CellId, CellState, LrpStartRequest, ProcessGuid,
-    TaskGuid, TaskStartRequest,
+    request_id, ActualLrpKey, AuctioneerClient, BbsApi, CellId, CellState, LrpStartRequest,
+    ProcessGuid, TaskGuid, TaskStartRequest,
 };
 use futures::future::join_all;
 use futures::StreamExt;
@@ -64,7 +72,7 @@ use crate::hash::{FxHashMap, FxHashSet};
 use crate::results::CellWork;
 use crate::strategy::PlacementStrategy;
 use crate::work::AuctionBatch;
-use queue::Queue;
+use queue::{Origins, Queue, WorkKey};
 
 /// How many BBS reports (`fail_actual_lrp` / `reject_task`) are in flight at once.
 const REPORT_CONCURRENCY: usize = 64;
@@ -239,12 +247,12 @@ impl AuctionRunnerBuilder {
                         _ = tokio::time::sleep(worker.config.batch_window) => {}
                     }
                 }
-                let batch = worker.queue.drain();
+                let (batch, origins) = worker.queue.drain();
                 if batch.is_empty() {
                     continue;
                 }
                 // Not raced against `cancel`: a round under way finishes.
-                worker.round(batch).await;
+                worker.round(batch, &origins).await;
             }
             let dropped = worker.queue.stop();
             info!(dropped, "stopped");
@@ -258,13 +266,6 @@ impl AuctionRunnerBuilder {
 struct LiveCell {
     client: Arc<dyn CellClient>,
     state: Arc<CellState>,
-}
-
-/// One piece of work, by identity.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum WorkKey {
-    Lrp(ProcessGuid, i32),
-    Task(TaskGuid),
 }
 
 /// What goes back to the BBS at the end of a round.
@@ -304,12 +305,16 @@ impl Worker {
         self.strategy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn round(&self, batch: AuctionBatch) {
+    async fn round(&self, batch: AuctionBatch, origins: &Origins) {
         let span = info_span!(
             "auction_round",
             lrps = batch.lrps.iter().map(|r| r.indices.len()).sum::<usize>(),
-            tasks = batch.tasks.len()
+            tasks = batch.tasks.len(),
+            request_ids = tracing::field::Empty,
         );
+        if let Some(ids) = origins.all() {
+            span.record("request_ids", ids);
+        }
         async move {
             let clients = self.clients().await;
             let mut cells = self.fetch_states(clients).await;
@@ -323,7 +328,7 @@ impl Worker {
                     break;
                 }
                 let retry = self
-                    .place_and_perform(&cells, &pending, &mut failures, &mut refused_by)
+                    .place_and_perform(&cells, &pending, origins, &mut failures, &mut refused_by)
                     .await;
                 let Some((retry, refusing)) = retry else {
                     break;
@@ -345,7 +350,7 @@ impl Worker {
                 cells = self.fetch_states(remaining).await;
                 pending = retry;
             }
-            self.report(failures).await;
+            self.report(failures, origins).await;
         }
         .instrument(span)
         .await;
@@ -416,6 +421,7 @@ impl Worker {
         &self,
         cells: &[LiveCell],
         pending: &AuctionBatch,
+        origins: &Origins,
         failures: &mut Failures,
         refused_by: &mut FxHashMap<WorkKey, Vec<String>>,
     ) -> Option<(AuctionBatch, FxHashSet<usize>)> {
@@ -435,9 +441,11 @@ impl Worker {
             let cell = &cells[cw.cell];
             let work = build_work(pending, cell.state.cell_id.clone(), &cw);
             let client = cell.client.clone();
+            let ids = origins.of_work(&work);
             async move {
                 let sent = work.clone();
-                let refused = match tokio::time::timeout(timeout, client.perform(work)).await {
+                let perform = request_id::within(ids, client.perform(work));
+                let refused = match tokio::time::timeout(timeout, perform).await {
                     Ok(Ok(refused)) => only_sent(&sent, refused),
                     Ok(Err(error)) => {
                         warn!(cell_id = %sent.cell_id, %error, "perform failed");
@@ -484,17 +492,19 @@ impl Worker {
     }
 
     /// Tells the BBS what could not be placed.
-    async fn report(&self, failures: Failures) {
+    async fn report(&self, failures: Failures, origins: &Origins) {
         if failures.lrps.is_empty() && failures.tasks.is_empty() {
             return;
         }
         let (n_lrps, n_tasks) = (failures.lrps.len(), failures.tasks.len());
         let bbs = self.bbs.clone();
-        let lrps = futures::stream::iter(failures.lrps.into_iter().map(move |(key, reason)| {
+        let lrps = futures::stream::iter(failures.lrps.into_iter().map(|(key, reason)| {
             let bbs = bbs.clone();
+            let id = origins.of(WorkKey::Lrp(key.process_guid.clone(), key.index));
             async move {
                 debug!(process_guid = %key.process_guid, index = key.index, %reason, "LRP not placed");
-                if let Err(error) = bbs.fail_actual_lrp(&key, &reason).await {
+                let fail = request_id::within(id, bbs.fail_actual_lrp(&key, &reason));
+                if let Err(error) = fail.await {
                     warn!(process_guid = %key.process_guid, index = key.index, %error,
                         "cannot report placement failure");
                 }
@@ -503,11 +513,13 @@ impl Worker {
         .buffer_unordered(REPORT_CONCURRENCY)
         .collect::<Vec<()>>();
         let bbs = self.bbs.clone();
-        let tasks = futures::stream::iter(failures.tasks.into_iter().map(move |(guid, reason)| {
+        let tasks = futures::stream::iter(failures.tasks.into_iter().map(|(guid, reason)| {
             let bbs = bbs.clone();
+            let id = origins.of(WorkKey::Task(guid.clone()));
             async move {
                 debug!(task_guid = %guid, %reason, "Task not placed");
-                if let Err(error) = bbs.reject_task(&guid, &reason).await {
+                let reject = request_id::within(id, bbs.reject_task(&guid, &reason));
+                if let Err(error) = reject.await {
                     warn!(task_guid = %guid, %error, "cannot report task rejection");
                 }
             }

@@ -6,8 +6,9 @@
 //! `tracing` span recording it, answers with it in the same header, and is handled
 //! inside a task-local scope. On the client side, [`forward`] adds the id of the
 //! request being handled (or of an explicit [`scope`]) to an outgoing call, so calls
-//! made on a request's behalf carry its id. Work that leaves the request's task (a
-//! spawned task, the auction's batches) does not carry it.
+//! made on a request's behalf carry its id. The task-local part ([`current`], [`scope`])
+//! lives in [`crate::request_id`] (no HTTP needed), re-exported here; work that leaves
+//! the request's task (the auction's batched rounds) carries the id explicitly.
 //!
 //! ```
 //! use diego_core::http::request_id;
@@ -18,8 +19,6 @@
 //! assert_eq!(seen.as_deref(), Some("req-1"));
 //! # });
 //! ```
-
-use std::future::Future;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -34,20 +33,7 @@ use tower_http::trace::TraceLayer;
 /// and `http` spell header names).
 pub const REQUEST_ID_HEADER: &str = "x-vcap-request-id";
 
-tokio::task_local! {
-    static CURRENT: String;
-}
-
-/// The id of the request this task is handling, if any.
-pub fn current() -> Option<String> {
-    CURRENT.try_with(Clone::clone).ok()
-}
-
-/// Runs `f` with `id` as the current request id: calls made by `f` through
-/// [`BbsClient`](super::BbsClient) or the executor's HTTP clients carry it.
-pub async fn scope<F: Future>(id: impl Into<String>, f: F) -> F::Output {
-    CURRENT.scope(id.into(), f).await
-}
+pub use crate::request_id::{current, scope, within};
 
 /// Adds the current request id (if any) to an outgoing request.
 pub fn forward(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -94,7 +80,7 @@ fn span(request: &axum::http::Request<Body>) -> tracing::Span {
 
 async fn enter(request: Request, next: Next) -> Response {
     match of_request(&request).map(str::to_owned) {
-        Some(id) => CURRENT.scope(id, next.run(request)).await,
+        Some(id) => scope(id, next.run(request)).await,
         None => next.run(request).await,
     }
 }
