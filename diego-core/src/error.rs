@@ -81,6 +81,10 @@ pub enum Error {
         /// The fencing token the writer presented.
         token: u64,
     },
+    /// A lease is held by another owner: e.g. a second process registering a cell id
+    /// whose presence another rep holds (Diego's locket `lock-collision`).
+    #[error("lock-collision: {0}")]
+    LockCollision(String),
 }
 
 impl Error {
@@ -103,6 +107,7 @@ impl Error {
             Error::InvalidRecord(_) => "InvalidRecord",
             Error::InvalidConfig(_) => "InvalidConfiguration",
             Error::FenceLost { .. } => "FenceLost",
+            Error::LockCollision(_) => "LockCollision",
         }
     }
 

@@ -789,3 +789,66 @@ async fn many_claimers_exactly_one_wins_even_across_bbs_processes() {
         assert_eq!(wins, 1, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn cell_presences_are_leases_on_the_store_lock() {
+    use diego_core::lock::Lock;
+    use diego_core::store::MemoryStore;
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let bbs = Bbs::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build();
+    let presence = |address: &str| CellPresence {
+        cell_id: CellId::new("c1"),
+        rep_address: address.into(),
+        capacity: CellCapacity {
+            memory_mb: 1024,
+            disk_mb: 1024,
+            containers: 10,
+        },
+        ..Default::default()
+    };
+    bbs.register_cell(&presence("10.0.0.1:1800")).await.unwrap();
+    let lease = store.holder("cells/c1").await.unwrap().expect("a lease");
+    assert_eq!(lease.owner, "10.0.0.1:1800");
+    assert_eq!(lease.expires_at, T0 + Duration::from_secs(15));
+
+    // A second rep claiming the same cell id while the lease lives is refused.
+    clock.advance(Duration::from_secs(5));
+    let err = bbs
+        .register_cell(&presence("10.0.0.2:1800"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "LockCollision", "{err}");
+    assert!(err.to_string().contains("10.0.0.1:1800"), "{err}");
+    let cells = bbs.cells().await.unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].rep_address, "10.0.0.1:1800");
+
+    // The holder renews: same token, later expiry.
+    bbs.register_cell(&presence("10.0.0.1:1800")).await.unwrap();
+    let renewed = store.holder("cells/c1").await.unwrap().unwrap();
+    assert_eq!(renewed.token, lease.token);
+    assert_eq!(renewed.expires_at, T0 + Duration::from_secs(20));
+
+    // Once the lease ends the cell is gone, whatever its record says; a newcomer takes
+    // the lease over.
+    clock.advance(Duration::from_secs(15));
+    assert!(bbs.cells().await.unwrap().is_empty());
+    bbs.register_cell(&presence("10.0.0.2:1800")).await.unwrap();
+    let taken = store.holder("cells/c1").await.unwrap().unwrap();
+    assert_eq!(taken.token, lease.token + 1);
+    let cells = bbs.cells().await.unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].rep_address, "10.0.0.2:1800");
+    assert!(bbs.expire_cells().await.unwrap().is_empty());
+
+    // Removing a cell releases its lease at once.
+    bbs.remove_cell(&CellId::new("c1")).await.unwrap();
+    assert_eq!(store.holder("cells/c1").await.unwrap(), None);
+    assert!(bbs.cells().await.unwrap().is_empty());
+    bbs.register_cell(&presence("10.0.0.1:1800")).await.unwrap();
+    assert_eq!(bbs.cells().await.unwrap().len(), 1);
+}

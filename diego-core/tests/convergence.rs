@@ -690,6 +690,28 @@ impl diego_core::store::Store for SlowSnapshotStore {
     }
 }
 
+#[async_trait::async_trait]
+impl diego_core::lock::Lock for SlowSnapshotStore {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: diego_core::time::Timestamp,
+    ) -> Result<Option<diego_core::lock::Lease>> {
+        diego_core::lock::Lock::acquire(&self.inner, name, owner, ttl, now).await
+    }
+    async fn release(&self, name: &str, owner: &str) -> Result<bool> {
+        diego_core::lock::Lock::release(&self.inner, name, owner).await
+    }
+    async fn holder(&self, name: &str) -> Result<Option<diego_core::lock::Lease>> {
+        diego_core::lock::Lock::holder(&self.inner, name).await
+    }
+    async fn leases(&self, prefix: &str) -> Result<Vec<diego_core::lock::Lease>> {
+        diego_core::lock::Lock::leases(&self.inner, prefix).await
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn never_two_passes_at_a_time() {
     let store = Arc::new(SlowSnapshotStore::default());

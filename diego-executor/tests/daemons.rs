@@ -60,6 +60,11 @@ impl Drop for Daemon {
     }
 }
 
+/// The cell presence TTL of every test BBS.
+const PRESENCE_TTL_MS: u64 = 3_000;
+/// The convergence interval of the cell test's BBS.
+const CONVERGENCE_MS: u64 = 5_000;
+
 struct Setup {
     dir: PathBuf,
     schema: String,
@@ -76,7 +81,8 @@ impl Setup {
         }
     }
 
-    fn bbs(&self, name: &str, lock_ttl_ms: u64) -> Daemon {
+    /// A `diego bbs` with a 3 s cell presence TTL.
+    fn bbs(&self, name: &str, lock_ttl_ms: u64, convergence_interval_ms: u64) -> Daemon {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let log = self.dir.join(format!("{name}.log"));
@@ -89,8 +95,14 @@ impl Setup {
             .env("DIEGO_BBS_STORE__SCHEMA", &self.schema)
             .env("DIEGO_BBS_LOCK_TTL_MS", lock_ttl_ms.to_string())
             .env("DIEGO_BBS_LOCK_RETRY_INTERVAL_MS", "500")
-            .env("DIEGO_BBS_CONVERGENCE_INTERVAL_MS", "2000")
-            .env("DIEGO_BBS_CELL_PRESENCE_TTL_MS", "3000")
+            .env(
+                "DIEGO_BBS_CONVERGENCE_INTERVAL_MS",
+                convergence_interval_ms.to_string(),
+            )
+            .env(
+                "DIEGO_BBS_CELL_PRESENCE_TTL_MS",
+                PRESENCE_TTL_MS.to_string(),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -231,8 +243,8 @@ async fn kill_9_of_the_active_bbs_loses_no_acknowledged_write() {
     let _serial = SERIAL.lock().await;
     let setup = Setup::new("failover");
     let ttl_ms = 5_000;
-    let mut a = setup.bbs("bbs-a", ttl_ms);
-    let mut b = setup.bbs("bbs-b", ttl_ms);
+    let mut a = setup.bbs("bbs-a", ttl_ms, 2_000);
+    let mut b = setup.bbs("bbs-b", ttl_ms, 2_000);
     let urls = vec![a.url.clone(), b.url.clone()];
     let client = BbsClient::with_urls(urls.clone()).unwrap();
     wait_for("a BBS becoming active", Duration::from_secs(30), || {
@@ -327,7 +339,7 @@ async fn kill_9_of_the_active_bbs_loses_no_acknowledged_write() {
 async fn kill_9_of_a_cell_moves_its_instances_and_a_postgres_restart_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let setup = Setup::new("cells");
-    let bbs = setup.bbs("bbs", 5_000);
+    let bbs = setup.bbs("bbs", 5_000, CONVERGENCE_MS);
     let client = BbsClient::new(&bbs.url).unwrap();
     wait_for("the BBS becoming active", Duration::from_secs(30), || {
         let c = client.clone();
@@ -363,8 +375,11 @@ async fn kill_9_of_a_cell_moves_its_instances_and_a_postgres_restart_loses_nothi
         "the auction spreads instances over both cells: {placed:?}"
     );
 
-    // kill -9 cell-1: within one convergence interval (2 s) + the presence TTL (3 s)
-    // + the time to start the app, every index runs on cell-2.
+    // kill -9 cell-1: within one convergence interval + the presence TTL (the issue's
+    // bound, which includes starting the app and passing its health check), every index
+    // runs on cell-2. The presence lease ends at most 3 s after the kill and its expiry
+    // starts a convergence pass at once (checked every second), so the interval is not
+    // waited for.
     cell1.kill9();
     let killed_at = Instant::now();
     wait_for(
@@ -379,31 +394,70 @@ async fn kill_9_of_a_cell_moves_its_instances_and_a_postgres_restart_loses_nothi
         },
     )
     .await;
-    eprintln!("instances moved in {:?}", killed_at.elapsed());
+    let moved = killed_at.elapsed();
+    eprintln!("instances moved in {moved:?}");
     assert!(
-        killed_at.elapsed() < Duration::from_secs(2 + 3 + 15),
-        "{}",
+        moved < Duration::from_millis(CONVERGENCE_MS + PRESENCE_TTL_MS),
+        "moved in {moved:?}\nBBS:\n{}\ncell-2:\n{}",
+        bbs.log(),
         cell2.log()
     );
 
-    // A PostgreSQL restart: the BBS reconnects; what was acknowledged is there.
-    client.desire_task(task("before-restart")).await.unwrap();
-    restart_postgres();
+    // A PostgreSQL restart under a stream of writes: the BBS reconnects and every
+    // acknowledged write is there (a write that failed during the restart may or may
+    // not have landed; it was never acknowledged).
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (c, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut acked, mut failed) = (Vec::new(), 0usize);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let guid = format!("across-restart-{n}");
+                n += 1;
+                match c.desire_task(task(&guid)).await {
+                    Ok(()) => acked.push(guid),
+                    Err(_) => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (acked, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::spawn_blocking(restart_postgres).await.unwrap();
+    let restarted_at = Instant::now();
+    // The stream goes on until writes are acknowledged again after the restart.
     wait_for("a write after the restart", Duration::from_secs(60), || {
         let c = client.clone();
-        async move {
-            c.desire_task(task("after-restart")).await.is_ok()
-                || c.task_by_guid(&TaskGuid::new("after-restart"))
-                    .await
-                    .is_ok()
-        }
+        async move { c.desire_task(task("after-restart")).await.is_ok() }
     })
     .await;
-    client
-        .task_by_guid(&TaskGuid::new("before-restart"))
-        .await
-        .unwrap();
-    assert_eq!(running(&client, "web").await.len(), 4, "{}", bbs.log());
+    let recovered = restarted_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (acked, failed) = writer.await.unwrap();
+    eprintln!(
+        "PostgreSQL restart: writes again {recovered:?} after it returned; {} acknowledged, {failed} refused",
+        acked.len()
+    );
+    assert!(acked.len() > 10, "the writer kept writing: {acked:?}");
+    for guid in &acked {
+        client
+            .task_by_guid(&TaskGuid::new(guid))
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged {guid} lost: {e}"));
+    }
+    // The outage may have outlived cell-2's presence lease (its renewals failed
+    // meanwhile); the instances are RUNNING again once it renews.
+    let ok = until(Duration::from_secs(30), || {
+        let c = client.clone();
+        async move { running(&c, "web").await.len() == 4 }
+    })
+    .await;
+    assert!(ok, "{:?}\n{}", running(&client, "web").await, bbs.log());
 }
 
 /// Restarts the test PostgreSQL (`pg_ctl restart` on its data directory, which

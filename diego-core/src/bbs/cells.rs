@@ -1,5 +1,7 @@
-//! Domains (freshness with a TTL) and cell presences (leases with a TTL).
+//! Domains (freshness with a TTL) and cell presences (leases with a TTL on the store's
+//! [`Lock`](crate::lock::Lock) mechanism).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::instrument;
@@ -9,6 +11,7 @@ use crate::cell::CellPresence;
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::guid::CellId;
+use crate::lock::Lease;
 use crate::store::{CellPresenceRecord, Precondition, Record, RecordKey, WriteBatch};
 use crate::validation::{FieldPath, Validate, Validator};
 
@@ -66,69 +69,127 @@ impl Bbs {
     }
 
     /// Registers or renews `presence` for the configured TTL.
+    ///
+    /// A presence is a [`Lock`](crate::lock::Lock) lease named `cells/{cell_id}`, held by
+    /// the rep's address, on the store's own lock mechanism (the one behind the BBS's
+    /// leader lock), plus the presence record itself. Renewing keeps the lease; another
+    /// rep registering the same cell id while the lease is live gets
+    /// [`Error::LockCollision`]; once it has expired, the newcomer takes it over.
     #[instrument(skip_all, fields(cell_id = %presence.cell_id))]
     pub async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
         presence.validate()?;
+        let name = presence_lease(&presence.cell_id);
+        let now = self.inner.clock.now();
+        let ttl = self.inner.config.cell_presence_ttl;
+        let store = &self.inner.store;
+        let lease = match store
+            .acquire(&name, &presence.rep_address, ttl, now)
+            .await?
+        {
+            Some(lease) => lease,
+            None => {
+                let holder = store.holder(&name).await?;
+                let owner = holder.map(|l| l.owner).unwrap_or_default();
+                return Err(Error::LockCollision(format!(
+                    "cell {} is registered by {owner}, not {}",
+                    presence.cell_id, presence.rep_address
+                )));
+            }
+        };
         let record = CellPresenceRecord {
             presence: presence.clone(),
-            expires_at: self.inner.clock.now() + self.inner.config.cell_presence_ttl,
+            expires_at: lease.expires_at,
         };
         let mut b = WriteBatch::new();
         b.put(Record::CellPresence(record), Precondition::None);
-        self.inner.store.write(b).await
+        store.write(b).await
     }
 
-    /// Removes a cell's presence at once.
+    /// Removes a cell's presence at once (its lease is released).
     #[instrument(skip(self))]
     pub async fn remove_cell(&self, cell_id: &CellId) -> Result<()> {
         let mut v = Validator::new();
         v.non_empty(cell_id.as_str(), &FieldPath::ROOT.field("cell_id"));
         v.finish()?;
+        let store = &self.inner.store;
+        let name = presence_lease(cell_id);
+        if let Some(lease) = store.holder(&name).await? {
+            store.release(&name, &lease.owner).await?;
+        }
         let mut b = WriteBatch::new();
         b.delete(RecordKey::CellPresence(cell_id.clone()), Precondition::None);
-        self.inner.store.write(b).await
+        store.write(b).await
     }
 
-    /// The cells whose lease has not ended.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn cells(&self) -> Result<Vec<CellPresence>> {
+    /// The presence records with the cells' leases: `(record, live)`; the record's
+    /// `expires_at` is its lease's (a record without a lease is not live).
+    async fn presences(&self) -> Result<Vec<(CellPresenceRecord, bool)>> {
         let now = self.inner.clock.now();
-        Ok(self
-            .inner
-            .store
+        let store = &self.inner.store;
+        let leases: HashMap<String, Lease> = store
+            .leases(PRESENCE_PREFIX)
+            .await?
+            .into_iter()
+            .map(|l| (l.name.clone(), l))
+            .collect();
+        Ok(store
             .cell_presences()
             .await?
             .into_iter()
-            .filter(|c| c.expires_at > now)
-            .map(|c| c.presence)
+            .map(|mut record| {
+                let lease = leases.get(&presence_lease(&record.presence.cell_id));
+                let live = match lease {
+                    Some(l) if l.owner == record.presence.rep_address => {
+                        record.expires_at = l.expires_at;
+                        !l.is_expired(now)
+                    }
+                    _ => false,
+                };
+                (record, live)
+            })
+            .collect())
+    }
+
+    /// The cells whose presence lease has not ended.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn cells(&self) -> Result<Vec<CellPresence>> {
+        Ok(self
+            .presences()
+            .await?
+            .into_iter()
+            .filter(|(_, live)| *live)
+            .map(|(c, _)| c.presence)
             .collect())
     }
 
     /// One live cell.
     pub async fn cell_by_id(&self, cell_id: &CellId) -> Result<CellPresence> {
         let now = self.inner.clock.now();
-        match self.inner.store.cell_presence(cell_id).await? {
-            Some(c) if c.expires_at > now => Ok(c.presence),
+        let store = &self.inner.store;
+        let lease = store.holder(&presence_lease(cell_id)).await?;
+        match (lease, store.cell_presence(cell_id).await?) {
+            (Some(l), Some(c)) if !l.is_expired(now) && l.owner == c.presence.rep_address => {
+                Ok(c.presence)
+            }
             _ => Err(Error::ResourceNotFound),
         }
     }
 
-    /// Deletes the leases that ended; returns the cells they belonged to.
+    /// Deletes the presences whose lease ended; returns the cells they belonged to.
     pub async fn expire_cells(&self) -> Result<Vec<CellPresence>> {
-        let now = self.inner.clock.now();
         let expired: Vec<CellPresenceRecord> = self
-            .inner
-            .store
-            .cell_presences()
+            .presences()
             .await?
             .into_iter()
-            .filter(|c| c.expires_at <= now)
+            .filter(|(_, live)| !*live)
+            .map(|(c, _)| c)
             .collect();
         if expired.is_empty() {
             return Ok(Vec::new());
         }
         let mut b = WriteBatch::new();
         for c in &expired {
+            // Only the record as read: a rep renewing meanwhile writes a new one.
             b.delete(
                 RecordKey::CellPresence(c.presence.cell_id.clone()),
                 Precondition::None,
@@ -137,4 +198,12 @@ impl Bbs {
         self.inner.store.write(b).await?;
         Ok(expired.into_iter().map(|c| c.presence).collect())
     }
+}
+
+/// Every cell presence lease is named with this prefix.
+pub(crate) const PRESENCE_PREFIX: &str = "cells/";
+
+/// The name of `cell_id`'s presence lease.
+fn presence_lease(cell_id: &CellId) -> String {
+    format!("{PRESENCE_PREFIX}{cell_id}")
 }

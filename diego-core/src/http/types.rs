@@ -73,6 +73,7 @@ impl ErrorBody {
             "InvalidConfiguration" => {
                 Error::InvalidConfig(strip(self.message, "invalid configuration: "))
             }
+            "LockCollision" => Error::LockCollision(strip(self.message, "lock-collision: ")),
             "FenceLost" => match parse_fence(&self.message) {
                 Some((lock, token)) => Error::FenceLost { lock, token },
                 None => Error::Unavailable(self.message),
@@ -421,6 +422,7 @@ mod tests {
                 lock: "bbs \"main\"".into(),
                 token: 3,
             },
+            Error::LockCollision("cell cell-1 is held by 10.0.0.1:1801".into()),
         ];
         for e in errors {
             let body = ErrorBody::of(&e);

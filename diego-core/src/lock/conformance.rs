@@ -58,6 +58,9 @@ where
     let (s, l) = new().await;
     contenders_get_exactly_one_holder(l).await;
     drop(s);
+    let (s, l) = new().await;
+    leases_lists_the_held_leases_under_a_prefix(&*l).await;
+    drop(s);
 }
 
 async fn task_write(store: &dyn Store, guid: &str, fence: Option<Fence>) -> Result<(), Error> {
@@ -234,6 +237,54 @@ pub async fn release_hands_over(store: &dyn Store, lock: &dyn Lock) {
         .unwrap();
     assert_eq!(a2, None);
     assert!(!lock.release("missing", "a").await.expect("release"));
+}
+
+/// `leases` lists the held leases under a prefix, in name order, expired ones too but
+/// not released ones; a prefix is matched literally (`_` and `%` are no wildcards).
+pub async fn leases_lists_the_held_leases_under_a_prefix(lock: &dyn Lock) {
+    assert!(lock.leases("cells/").await.expect("list").is_empty());
+    let short = Duration::from_secs(1);
+    lock.acquire("cells/b", "rep-b", TTL, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    lock.acquire("cells/a", "rep-a", short, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    lock.acquire("cells/c", "rep-c", TTL, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    lock.acquire("cellsXd", "rep-d", TTL, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    lock.acquire("bbs", "bbs-1", TTL, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lock.release("cells/c", "rep-c").await.unwrap());
+    let leases = lock.leases("cells/").await.expect("list");
+    let names: Vec<(&str, &str)> = leases
+        .iter()
+        .map(|l| (l.name.as_str(), l.owner.as_str()))
+        .collect();
+    assert_eq!(names, [("cells/a", "rep-a"), ("cells/b", "rep-b")]);
+    assert!(
+        leases[0].is_expired(T0 + short),
+        "expired leases are listed too"
+    );
+    assert_eq!(leases[1], lock.holder("cells/b").await.unwrap().unwrap());
+    assert!(
+        lock.leases("cells_").await.unwrap().is_empty(),
+        "`_` is literal"
+    );
+    assert!(
+        lock.leases("cells%").await.unwrap().is_empty(),
+        "`%` is literal"
+    );
+    assert_eq!(lock.leases("").await.unwrap().len(), 4, "every held lease");
 }
 
 /// Empty names and owners and a zero TTL are refused with the field named.

@@ -102,6 +102,11 @@ pub trait Lock: Send + Sync + Debug {
     /// The last lease granted on `name` — possibly expired (see [`Lease::is_expired`]) —
     /// or `None` when the lock was never acquired or was released.
     async fn holder(&self, name: &str) -> Result<Option<Lease>>;
+
+    /// Every held lease (as [`Lock::holder`] gives it: possibly expired, not released)
+    /// on a lock whose name starts with `prefix`, in name order. The BBS lists its cells'
+    /// presence leases this way.
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>>;
 }
 
 /// Checks the arguments of [`Lock::acquire`]; shared by the implementations.

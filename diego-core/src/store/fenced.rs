@@ -1,6 +1,7 @@
 //! [`FencedStore`]: a store whose every write carries the writer's fence.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -12,12 +13,15 @@ use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
 use crate::domain::Domain;
 use crate::error::Result;
 use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::lock::{Lease, Lock};
 use crate::task::Task;
+use crate::time::Timestamp;
 
 /// Wraps a store so that every batch written through it is fenced with the holder's
 /// [`Fence`]: hand it to a [`Bbs`](crate::Bbs) built while this process holds the lock,
 /// and once another process takes the lock over, no write of this one can land
-/// ([`Error::FenceLost`](crate::Error::FenceLost)). Reads pass through.
+/// ([`Error::FenceLost`](crate::Error::FenceLost)). Reads and [`Lock`] calls pass
+/// through (leases are not records: cell presences are renewed through any BBS).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -90,5 +94,27 @@ impl Store for FencedStore {
     async fn write(&self, mut batch: WriteBatch) -> Result<()> {
         batch.fenced(self.fence.clone());
         self.inner.write(batch).await
+    }
+}
+
+#[async_trait]
+impl Lock for FencedStore {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Lease>> {
+        self.inner.acquire(name, owner, ttl, now).await
+    }
+    async fn release(&self, name: &str, owner: &str) -> Result<bool> {
+        self.inner.release(name, owner).await
+    }
+    async fn holder(&self, name: &str) -> Result<Option<Lease>> {
+        self.inner.holder(name).await
+    }
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
+        self.inner.leases(prefix).await
     }
 }

@@ -356,4 +356,17 @@ impl Lock for MemoryStore {
             .filter(|l| !l.owner.is_empty())
             .cloned())
     }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
+        let mut v: Vec<Lease> = self
+            .tables
+            .read()
+            .locks
+            .values()
+            .filter(|l| !l.owner.is_empty() && l.name.starts_with(prefix))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
 }

@@ -27,6 +27,7 @@ use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
 use crate::domain::Domain;
 use crate::error::Result;
 use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::lock::Lock;
 use crate::modification_tag::ModificationTag;
 use crate::task::Task;
 use crate::time::Timestamp;
@@ -357,8 +358,13 @@ impl ActualLrpFilter {
 
 /// Where the BBS keeps its records. Object-safe; implementations must make
 /// [`Store::write`] atomic and check every precondition.
+///
+/// A store also keeps [`Lock`] leases, in the same place as the records: the BBS's
+/// leader lock (whose fencing token [`Store::write`] checks in the write's own
+/// transaction) and the cells' presences, which are leases with a TTL named
+/// `cells/{cell_id}` (see [`Bbs::register_cell`](crate::Bbs::register_cell)).
 #[async_trait]
-pub trait Store: Send + Sync + Debug {
+pub trait Store: Lock + Send + Sync + Debug {
     /// One Task.
     async fn task(&self, guid: &TaskGuid) -> Result<Option<Task>>;
     /// Tasks matching `filter`.

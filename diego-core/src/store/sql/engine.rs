@@ -725,4 +725,33 @@ impl Lock for Backend {
         })
         .transpose()
     }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
+        let pool = self.engine.pool();
+        // `substr` rather than LIKE: a prefix may hold `%` or `_`.
+        let length = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+        let rows: Vec<(String, String, i64, i64)> = self
+            .engine
+            .run("list locks", || async move {
+                Ok(sqlx::query_as(
+                    "SELECT name, owner, token, expires_at FROM locks \
+                     WHERE owner <> '' AND substr(name, 1, $2) = $1 ORDER BY name",
+                )
+                .bind(prefix.to_owned())
+                .bind(length)
+                .fetch_all(pool)
+                .await?)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(name, owner, token, expires_at)| {
+                Ok(Lease {
+                    name,
+                    owner,
+                    token: token_of(token)?,
+                    expires_at: Timestamp(expires_at),
+                })
+            })
+            .collect()
+    }
 }
