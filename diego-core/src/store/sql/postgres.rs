@@ -30,6 +30,9 @@ const FENCE_LOCK_SUFFIX: &str = " FOR SHARE";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// A pooled connection idle this long is pinged before it is used again.
+const IDLE_PING_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serialization failures, deadlocks, lost or refused connections, server shutdown,
 /// too many connections, a pool that ran dry.
 fn is_retryable(e: &sqlx::Error) -> bool {
@@ -129,6 +132,20 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // A connection that has been idle is pinged before use (it may have been
+            // cut: a database restart, a proxy's idle timeout); one handed back a moment
+            // ago is not, which saves a round trip on every statement under load. A
+            // connection that died anyway fails its statement, which `run` retries
+            // when its outcome is known.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_PING_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
