@@ -109,6 +109,9 @@ impl SqliteStore {
         };
         let pool = pool
             .acquire_timeout(options.acquire_timeout)
+            // A SQLite connection is a file handle of this process: nothing can cut it,
+            // so no ping (a round trip to the connection's worker thread) before use.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
