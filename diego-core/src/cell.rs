@@ -211,12 +211,13 @@ impl CellState {
     }
 }
 
-/// A 64-bit fingerprint of a process guid: equal guids have equal fingerprints (unequal
-/// ones almost never do). The hash [`LrpFingerprints`] are made of.
-pub fn process_fingerprint(guid: &str) -> u64 {
+/// A 32-bit fingerprint of a process guid: equal guids have equal fingerprints (unequal
+/// ones seldom do). The hash [`LrpFingerprints`] are made of.
+pub fn process_fingerprint(guid: &str) -> u32 {
     let mut h = rustc_hash::FxHasher::default();
     std::hash::Hasher::write(&mut h, guid.as_bytes());
-    std::hash::Hasher::finish(&h)
+    let x = std::hash::Hasher::finish(&h);
+    (x ^ (x >> 32)) as u32
 }
 
 /// What a cell-state producer may add to its states for the placement code: the
@@ -230,7 +231,7 @@ pub fn process_fingerprint(guid: &str) -> u64 {
 /// Like [`LrpLineage`], it is not part of the state's value: it never serialises, and
 /// states that differ only in their fingerprints are equal.
 #[derive(Clone, Debug, Default)]
-pub struct LrpFingerprints(Vec<u64>);
+pub struct LrpFingerprints(Vec<u32>);
 
 impl LrpFingerprints {
     /// The fingerprints of every instance of `lrps`.
@@ -243,7 +244,7 @@ impl LrpFingerprints {
     }
 
     /// The fingerprints, when there is one per entry of `lrps`.
-    pub fn of(&self, lrps: &[LrpSummary]) -> Option<&[u64]> {
+    pub fn of(&self, lrps: &[LrpSummary]) -> Option<&[u32]> {
         (self.0.len() == lrps.len()).then_some(&self.0[..])
     }
 }

@@ -855,7 +855,7 @@ impl Processes {
 }
 
 /// A Bloom filter of process-guid [fingerprints](process_fingerprint), blocked: the
-/// three bits of a guid lie in one 64-bit word, so an insertion or a query reads one
+/// four bits of a guid lie in one 64-bit word, so an insertion or a query reads one
 /// word. Never a false negative.
 #[derive(Debug, Default)]
 struct Bloom {
@@ -864,7 +864,7 @@ struct Bloom {
 
 impl Bloom {
     fn reset(&mut self, entries: usize) {
-        // 32 to 64 bits per entry: about 0.1% false positives.
+        // 32 to 64 bits per entry: about 0.05% false positives.
         let bits = entries.saturating_mul(32).next_power_of_two().max(4096);
         self.words.clear();
         self.words.resize(bits / 64, 0);
@@ -872,18 +872,21 @@ impl Bloom {
 
     /// The word and the bits within it of a fingerprint.
     #[inline]
-    fn place(&self, fingerprint: u64) -> (usize, u64) {
-        let mut x = fingerprint;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
+    fn place(&self, fingerprint: u32) -> (usize, u64) {
+        let mut x = u64::from(fingerprint).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 32;
         let word = (x as usize) & (self.words.len().wrapping_sub(1));
-        let bits = 1u64 << ((x >> 40) & 63) | 1u64 << ((x >> 46) & 63) | 1u64 << ((x >> 52) & 63);
+        let bits = 1u64 << ((x >> 40) & 63)
+            | 1u64 << ((x >> 46) & 63)
+            | 1u64 << ((x >> 52) & 63)
+            | 1u64 << ((x >> 58) & 63);
         (word, bits)
     }
 
     #[inline]
-    fn insert(&mut self, fingerprint: u64) {
+    fn insert(&mut self, fingerprint: u32) {
         if self.words.is_empty() {
             self.reset(0);
         }
@@ -891,7 +894,7 @@ impl Bloom {
         self.words[w] |= bits;
     }
 
-    fn may_contain(&self, fingerprint: u64) -> bool {
+    fn may_contain(&self, fingerprint: u32) -> bool {
         if self.words.is_empty() {
             return false;
         }
