@@ -270,14 +270,17 @@ impl DiegoIndex {
                 self.buckets[b]
                     .cells
                     .insert((Key::of(self.cells[i].base), i as u32));
-                // Nothing is tracked yet: only the filter learns of these processes.
-                let bloom = &mut self.processes.untracked;
-                match state.lrp_fingerprints.of(&state.lrps) {
-                    Some(fps) => fps.iter().for_each(|&f| bloom.insert(f)),
-                    None => {
-                        for l in &state.lrps {
-                            bloom.insert(process_fingerprint(l.key.process_guid.as_str()));
-                        }
+            }
+        }
+        // Nothing is tracked yet: only the filter learns of the cells' processes (in a
+        // pass of its own, which streams through the cells' fingerprints).
+        let bloom = &mut self.processes.untracked;
+        for state in cells.iter().filter(|c| !c.evacuating) {
+            match state.lrp_fingerprints.of(&state.lrps) {
+                Some(fps) => fps.iter().for_each(|&f| bloom.insert(f)),
+                None => {
+                    for l in &state.lrps {
+                        bloom.insert(process_fingerprint(l.key.process_guid.as_str()));
                     }
                 }
             }
