@@ -11,14 +11,18 @@
 //! one by one. The index survives between rounds: a cell handed in as the same
 //! `Arc<CellState>` snapshot is not read again (one dense array of snapshot addresses is
 //! checked per round), a cell that reports exactly the work placed on it is taken as it
-//! is (no reordering, no recount), and a changed cell whose LRP list only grew is updated
-//! from the new entries alone.
+//! is (no reordering, no recount), and a changed cell whose LRP list only grew (its
+//! [`LrpLineage`] says so) is updated from the new entries alone. The index keeps no copy
+//! of a cell's instances, only how many it has counted.
 //!
 //! Exact per-process counts are kept only for processes that have come up for
-//! placement; the instances of every other process (the bulk of what cells already run)
-//! only set two bits each in a Bloom filter of guid hashes when a cell is ingested. A
-//! process first coming up for placement that the filter has not seen has no instances
-//! anywhere; one it may have seen is counted once by a scan of the cells' instances.
+//! placement (under small ids); the instances of every other process (the bulk of what
+//! cells already run) only set four bits each in a Bloom filter when a cell is ingested,
+//! read from the state's [`LrpFingerprints`](diego_core::cell::LrpFingerprints) when the
+//! producer supplies them (one dense array per cell) or hashed from the guids otherwise.
+//! A process first coming up for placement that the filter has not seen has no instances
+//! anywhere; one it may have seen is counted once by a scan of the cells' instances (of
+//! their fingerprints first, when present).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
