@@ -316,6 +316,29 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_count_only_when_they_cover_the_list() {
+        let lrp = |g: &str| LrpSummary {
+            key: ActualLrpKey::new(g, 0, "d"),
+            resource: Resource::default(),
+        };
+        let mut s = CellState::default();
+        s.push_lrp(lrp("a"));
+        s.push_lrp(lrp("b"));
+        let (a, b) = (process_fingerprint("a"), process_fingerprint("b"));
+        assert_eq!(s.lrp_fingerprints.of(&s.lrps), Some(&[a, b][..]));
+        // A list grown behind their back has none, and `push_lrp` does not resume them.
+        s.lrps.push(lrp("c"));
+        assert_eq!(s.lrp_fingerprints.of(&s.lrps), None);
+        s.push_lrp(lrp("d"));
+        assert_eq!(s.lrp_fingerprints.of(&s.lrps), None);
+        // They are no part of the state's value.
+        let mut t = s.clone();
+        t.lrp_fingerprints = LrpFingerprints::of_lrps(&t.lrps);
+        assert_eq!(s, t);
+        assert_eq!(t.lrp_fingerprints.of(&t.lrps).map(<[u32]>::len), Some(4));
+    }
+
+    #[test]
     fn presence_validation() {
         let p = CellPresence::default();
         let e = p.validate().unwrap_err();
