@@ -1,7 +1,9 @@
 //! The indexed `DiegoStrategy` always picks a cell whose full Diego score is the minimum
 //! a plain scan of every cell finds, across rounds (its index survives between rounds
-//! and must follow cells that changed, grew, or lost instances), with cells promising
-//! append-only LRP lists through their `LrpLineage` except when they lose an instance.
+//! and must follow cells that changed, grew, or lost instances), with some cells
+//! promising append-only LRP lists through their `LrpLineage` (except when they lose an
+//! instance) and some not, and some carrying `LrpFingerprints` of their instances and
+//! some not.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use common::*;
 use diego_auction::diego::lrp_score;
 use diego_auction::{AuctionBatch, AuctionResults, DiegoConfig, DiegoStrategy, PlacementStrategy};
-use diego_core::cell::LrpLineage;
+use diego_core::cell::{LrpFingerprints, LrpLineage};
 use diego_core::{CellState, LrpStartRequest};
 use proptest::prelude::*;
 
@@ -22,6 +24,10 @@ struct CellSpec {
     starting: i32,
     tagged: bool,
     lrps: Vec<(u8, u8)>,
+    /// Whether the cell promises an append-only list (`LrpLineage`).
+    lineage: bool,
+    /// Whether the cell's states carry `LrpFingerprints`.
+    fingerprints: bool,
 }
 
 fn cell_spec() -> impl Strategy<Value = CellSpec> {
@@ -32,15 +38,19 @@ fn cell_spec() -> impl Strategy<Value = CellSpec> {
         0i32..4,
         prop::bool::weighted(0.2),
         prop::collection::vec((0u8..6, 0u8..6), 0..5),
+        prop::bool::weighted(0.7),
+        prop::bool::weighted(0.5),
     )
         .prop_map(
-            |(zone, class, used_memory, starting, tagged, lrps)| CellSpec {
+            |(zone, class, used_memory, starting, tagged, lrps, lineage, fingerprints)| CellSpec {
                 zone,
                 class,
                 used_memory,
                 starting,
                 tagged,
                 lrps,
+                lineage,
+                fingerprints,
             },
         )
 }
@@ -93,7 +103,9 @@ fn build_cells(specs: &[CellSpec]) -> Cluster {
             }
             // The cells' lists only grow by appending (below, `apply`), except where a
             // removal starts a new lineage.
-            c.lrp_lineage = LrpLineage::new();
+            if s.lineage {
+                c.lrp_lineage = LrpLineage::new();
+            }
             c
         })
         .collect();
@@ -103,7 +115,18 @@ fn build_cells(specs: &[CellSpec]) -> Cluster {
             cluster.preplace(i, &format!("p{p}"), idx.into(), 4);
         }
     }
+    fingerprint(&mut cluster, specs);
     cluster
+}
+
+/// Gives the cells that carry fingerprints those of their current lists.
+fn fingerprint(cluster: &mut Cluster, specs: &[CellSpec]) {
+    for (c, s) in cluster.cells.iter_mut().zip(specs) {
+        if s.fingerprints {
+            let c = Arc::make_mut(c);
+            c.lrp_fingerprints = LrpFingerprints::of_lrps(&c.lrps);
+        }
+    }
 }
 
 fn build_batch(specs: &[RequestSpec]) -> AuctionBatch {
@@ -227,6 +250,7 @@ proptest! {
         let r1 = diego.place(&cluster.cells, &b1);
         check_round(&before, &b1, &r1, &config)?;
         cluster.apply(&b1, &r1);
+        fingerprint(&mut cluster, &specs);
 
         // Between rounds some cells lose their first instance (not an append).
         for &c in &removals {
@@ -234,13 +258,17 @@ proptest! {
                 let cell = Arc::make_mut(cell);
                 if !cell.lrps.is_empty() {
                     let l = cell.lrps.remove(0);
-                    cell.lrp_lineage = LrpLineage::new();
+                    if specs[c].lineage {
+                        cell.lrp_lineage = LrpLineage::new();
+                    }
                     cell.available_resources.memory_mb += l.resource.memory_mb;
                     cell.available_resources.disk_mb += l.resource.disk_mb;
                     cell.available_resources.containers += 1;
                 }
             }
         }
+
+        fingerprint(&mut cluster, &specs);
 
         let b2 = build_batch(&second);
         let before = cluster.cells.clone();

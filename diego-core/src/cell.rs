@@ -180,7 +180,82 @@ pub struct CellState {
     /// read from JSON makes no promise). See [`LrpLineage`].
     #[serde(skip)]
     pub lrp_lineage: LrpLineage,
+    /// A producer's fingerprints of `lrps`' process guids (not serialised: a state read
+    /// from JSON carries none). See [`LrpFingerprints`].
+    #[serde(skip)]
+    pub lrp_fingerprints: LrpFingerprints,
 }
+
+impl CellState {
+    /// Appends an LRP instance to `lrps`, keeping [`lrp_fingerprints`](Self::lrp_fingerprints)
+    /// in step when it covers the list (an empty list of instances is always covered).
+    ///
+    /// ```
+    /// use diego_core::{ActualLrpKey, CellState, LrpSummary, Resource};
+    ///
+    /// let mut s = CellState::default();
+    /// s.push_lrp(LrpSummary {
+    ///     key: ActualLrpKey::new("web", 0, "apps"),
+    ///     resource: Resource::default(),
+    /// });
+    /// let web = diego_core::cell::process_fingerprint("web");
+    /// assert_eq!(s.lrp_fingerprints.of(&s.lrps), Some(&[web][..]));
+    /// ```
+    pub fn push_lrp(&mut self, lrp: LrpSummary) {
+        if self.lrp_fingerprints.0.len() == self.lrps.len() {
+            self.lrp_fingerprints
+                .0
+                .push(process_fingerprint(lrp.key.process_guid.as_str()));
+        }
+        self.lrps.push(lrp);
+    }
+}
+
+/// A 32-bit fingerprint of a process guid: equal guids have equal fingerprints (unequal
+/// ones seldom do). The hash [`LrpFingerprints`] are made of.
+pub fn process_fingerprint(guid: &str) -> u32 {
+    let mut h = rustc_hash::FxHasher::default();
+    std::hash::Hasher::write(&mut h, guid.as_bytes());
+    let x = std::hash::Hasher::finish(&h);
+    (x ^ (x >> 32)) as u32
+}
+
+/// What a cell-state producer may add to its states for the placement code: the
+/// [fingerprint](process_fingerprint) of each LRP instance's process guid, in the order
+/// of `lrps`, so a strategy learns which processes a cell runs from one dense array
+/// instead of reading every guid. They count only when there is exactly one per entry
+/// of `lrps` ([`of`](LrpFingerprints::of)); otherwise (the default: none) the guids are
+/// read. A producer keeps them in step with [`CellState::push_lrp`] or
+/// [`LrpFingerprints::of_lrps`].
+///
+/// Like [`LrpLineage`], it is not part of the state's value: it never serialises, and
+/// states that differ only in their fingerprints are equal.
+#[derive(Clone, Debug, Default)]
+pub struct LrpFingerprints(Vec<u32>);
+
+impl LrpFingerprints {
+    /// The fingerprints of every instance of `lrps`.
+    pub fn of_lrps(lrps: &[LrpSummary]) -> Self {
+        LrpFingerprints(
+            lrps.iter()
+                .map(|l| process_fingerprint(l.key.process_guid.as_str()))
+                .collect(),
+        )
+    }
+
+    /// The fingerprints, when there is one per entry of `lrps`.
+    pub fn of(&self, lrps: &[LrpSummary]) -> Option<&[u32]> {
+        (self.0.len() == lrps.len()).then_some(&self.0[..])
+    }
+}
+
+impl PartialEq for LrpFingerprints {
+    fn eq(&self, _: &LrpFingerprints) -> bool {
+        true
+    }
+}
+
+impl Eq for LrpFingerprints {}
 
 /// A promise a cell-state producer may make to the placement code that keeps state across
 /// rounds: two snapshots of a cell carrying the [same](LrpLineage::same) lineage list
@@ -238,6 +313,29 @@ mod tests {
         assert!(p.supports("docker:///busybox"));
         assert!(!p.supports("oci:///x"));
         assert!(!p.supports("garbage"));
+    }
+
+    #[test]
+    fn fingerprints_count_only_when_they_cover_the_list() {
+        let lrp = |g: &str| LrpSummary {
+            key: ActualLrpKey::new(g, 0, "d"),
+            resource: Resource::default(),
+        };
+        let mut s = CellState::default();
+        s.push_lrp(lrp("a"));
+        s.push_lrp(lrp("b"));
+        let (a, b) = (process_fingerprint("a"), process_fingerprint("b"));
+        assert_eq!(s.lrp_fingerprints.of(&s.lrps), Some(&[a, b][..]));
+        // A list grown behind their back has none, and `push_lrp` does not resume them.
+        s.lrps.push(lrp("c"));
+        assert_eq!(s.lrp_fingerprints.of(&s.lrps), None);
+        s.push_lrp(lrp("d"));
+        assert_eq!(s.lrp_fingerprints.of(&s.lrps), None);
+        // They are no part of the state's value.
+        let mut t = s.clone();
+        t.lrp_fingerprints = LrpFingerprints::of_lrps(&t.lrps);
+        assert_eq!(s, t);
+        assert_eq!(t.lrp_fingerprints.of(&t.lrps).map(<[u32]>::len), Some(4));
     }
 
     #[test]

@@ -711,6 +711,7 @@ fn cell_state() -> impl Strategy<Value = CellState> {
                 volume_drivers: p.volume_drivers,
                 proxy_memory_allocation_mb: proxy,
                 lrp_lineage: Default::default(),
+                lrp_fingerprints: Default::default(),
             },
         )
 }

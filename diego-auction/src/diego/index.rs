@@ -11,19 +11,23 @@
 //! one by one. The index survives between rounds: a cell handed in as the same
 //! `Arc<CellState>` snapshot is not read again (one dense array of snapshot addresses is
 //! checked per round), a cell that reports exactly the work placed on it is taken as it
-//! is (no reordering, no recount), and a changed cell whose LRP list only grew is updated
-//! from the new entries alone.
+//! is (no reordering, no recount), and a changed cell whose LRP list only grew (its
+//! [`LrpLineage`] says so) is updated from the new entries alone. The index keeps no copy
+//! of a cell's instances, only how many it has counted.
 //!
 //! Exact per-process counts are kept only for processes that have come up for
-//! placement; the instances of every other process (the bulk of what cells already run)
-//! only set two bits each in a Bloom filter of guid hashes when a cell is ingested. A
-//! process first coming up for placement that the filter has not seen has no instances
-//! anywhere; one it may have seen is counted once by a scan of the cells' instances.
+//! placement (under small ids); the instances of every other process (the bulk of what
+//! cells already run) only set four bits each in a Bloom filter when a cell is ingested,
+//! read from the state's [`LrpFingerprints`](diego_core::cell::LrpFingerprints) when the
+//! producer supplies them (one dense array per cell) or hashed from the guids otherwise.
+//! A process first coming up for placement that the filter has not seen has no instances
+//! anywhere; one it may have seen is counted once by a scan of the cells' instances (of
+//! their fingerprints first, when present).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 
-use diego_core::cell::LrpLineage;
+use diego_core::cell::{process_fingerprint, LrpLineage};
 use diego_core::{CellCapacity, CellId, CellState, LrpStartRequest, ProcessGuid, Resource};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -90,8 +94,9 @@ impl Holders {
 #[derive(Clone, Debug)]
 struct IndexedCell {
     cell_id: CellId,
-    /// Processes of the snapshot's LRPs, in its order (empty for evacuating cells).
-    guids: Vec<ProcessGuid>,
+    /// How many of the snapshot's LRPs are counted (0 for evacuating cells): a later
+    /// snapshot of the same lineage adds only those after them.
+    known: usize,
     live: bool,
     zone: u32,
     sig: u32,
@@ -103,10 +108,13 @@ struct IndexedCell {
     starting: i64,
     tasks: u32,
     base: f64,
-    /// Processes of LRPs placed here since the cell last reported.
-    placed: Vec<ProcessGuid>,
-    /// The lineage of the snapshot `guids` were read from: a later snapshot of the same
-    /// lineage starts with `guids` unchanged, so they need no re-reading.
+    /// Processes (ids) of LRPs placed here since the cell last reported.
+    placed: Vec<u32>,
+    /// Tracked processes (ids) counted on this cell, possibly repeated: what to forget
+    /// when the cell's list is read afresh.
+    held: Vec<u32>,
+    /// The lineage of the snapshot the first `known` LRPs were counted from: a later
+    /// snapshot of the same lineage starts with them unchanged.
     lineage: LrpLineage,
 }
 
@@ -239,15 +247,7 @@ impl DiegoIndex {
             let sig = signature_id(&mut self.sigs, state, || Arc::new(signature_of(state)));
             let mut cell = IndexedCell {
                 cell_id: state.cell_id.clone(),
-                guids: if live {
-                    state
-                        .lrps
-                        .iter()
-                        .map(|l| l.key.process_guid.clone())
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+                known: if live { state.lrps.len() } else { 0 },
                 live,
                 zone: zone as u32,
                 sig,
@@ -260,6 +260,7 @@ impl DiegoIndex {
                 tasks: 0,
                 base: 0.0,
                 placed: Vec::new(),
+                held: Vec::new(),
                 lineage: state.lrp_lineage.clone(),
             };
             self.snapshots.push(Arc::downgrade(state));
@@ -273,9 +274,18 @@ impl DiegoIndex {
                 self.buckets[b]
                     .cells
                     .insert((Key::of(self.cells[i].base), i as u32));
-                // Nothing is tracked yet: only the filter learns of these processes.
-                for l in &state.lrps {
-                    self.processes.untracked.insert(&l.key.process_guid);
+            }
+        }
+        // Nothing is tracked yet: only the filter learns of the cells' processes (in a
+        // pass of its own, which streams through the cells' fingerprints).
+        let bloom = &mut self.processes.untracked;
+        for state in cells.iter().filter(|c| !c.evacuating) {
+            match state.lrp_fingerprints.of(&state.lrps) {
+                Some(fps) => fps.iter().for_each(|&f| bloom.insert(f)),
+                None => {
+                    for l in &state.lrps {
+                        bloom.insert(process_fingerprint(l.key.process_guid.as_str()));
+                    }
                 }
             }
         }
@@ -331,13 +341,9 @@ impl DiegoIndex {
             && new.tasks.len() == c.tasks as usize
             && new.total_resources == bucket.total
             && i64::from(new.proxy_memory_allocation_mb) == bucket.proxy
-            && new.lrps.len() == c.guids.len() + c.placed.len()
-            && same_guids_any_order(&new.lrps[c.guids.len()..], &c.placed)
-            && (c.lineage.same(&new.lrp_lineage)
-                || c.guids
-                    .iter()
-                    .zip(&new.lrps)
-                    .all(|(g, l)| same_guid(g, &l.key.process_guid)))
+            && c.lineage.same(&new.lrp_lineage)
+            && new.lrps.len() == c.known + c.placed.len()
+            && same_guids_any_order(&new.lrps[c.known..], &c.placed, &self.processes.guids)
             && same_filter_signature(&self.sigs[c.sig as usize], new)
     }
 
@@ -348,57 +354,49 @@ impl DiegoIndex {
             // The common case after a round: the cell took what was placed on it.
             let c = &mut self.cells[idx];
             c.placed.clear();
-            // In the cell's order, so the next report compares position by position.
-            let known = c.guids.len();
-            c.guids
-                .extend(new.lrps[known..].iter().map(|l| l.key.process_guid.clone()));
-            if !c.lineage.same(&new.lrp_lineage) {
-                c.lineage = new.lrp_lineage.clone();
-            }
+            c.known = new.lrps.len();
             self.snapshots[idx] = Arc::downgrade(new);
             self.dirty[idx] = false;
             return;
         }
-        let mut guids = std::mem::take(&mut self.cells[idx].guids);
         let placed = std::mem::take(&mut self.cells[idx].placed);
         let live = self.cells[idx].live;
+        let mut known = 0;
         if live {
             // Process counts: keep what is unchanged, move only the difference.
-            let grew = new.lrps.len() >= guids.len()
-                && (self.cells[idx].lineage.same(&new.lrp_lineage)
-                    || guids
-                        .iter()
-                        .zip(&new.lrps)
-                        .all(|(a, b)| same_guid(a, &b.key.process_guid)));
-            if grew {
-                let suffix = &new.lrps[guids.len()..];
+            let c = &self.cells[idx];
+            if c.lineage.same(&new.lrp_lineage) && new.lrps.len() >= c.known {
+                let suffix = &new.lrps[c.known..];
                 let as_placed = suffix.len() == placed.len()
-                    && suffix
-                        .iter()
-                        .zip(&placed)
-                        .all(|(l, p)| same_guid(&l.key.process_guid, p));
+                    && suffix.iter().zip(&placed).all(|(l, &p)| {
+                        same_guid(&l.key.process_guid, &self.processes.guids[p as usize])
+                    });
                 if !as_placed {
-                    for p in &placed {
+                    for &p in &placed {
                         self.processes.remove(p, i);
                     }
                     for l in suffix {
-                        self.processes.add(&l.key.process_guid, i);
+                        if let Some(p) = self.processes.add(&l.key.process_guid, i) {
+                            self.cells[idx].held.push(p);
+                        }
                     }
                 }
-                guids.extend(suffix.iter().map(|l| l.key.process_guid.clone()));
             } else {
-                for g in &guids {
-                    self.processes.remove(g, i);
+                // Read afresh: forget what was counted here, count the new list.
+                let held = std::mem::take(&mut self.cells[idx].held);
+                for &p in &held {
+                    self.processes.forget(p, i);
                 }
-                guids.clear();
-                guids.extend(new.lrps.iter().map(|l| l.key.process_guid.clone()));
-                for p in &placed {
-                    self.processes.remove(p, i);
-                }
+                let mut held = held;
+                held.clear();
                 for l in &new.lrps {
-                    self.processes.add(&l.key.process_guid, i);
+                    if let Some(p) = self.processes.add(&l.key.process_guid, i) {
+                        held.push(p);
+                    }
                 }
+                self.cells[idx].held = held;
             }
+            known = new.lrps.len();
             self.in_flight -= self.cells[idx].starting;
             let b = self.cells[idx].bucket as usize;
             let key = (Key::of(self.cells[idx].base), i);
@@ -412,7 +410,7 @@ impl DiegoIndex {
         let bucket = self.bucket_for(zone, sig, new);
         let c = &mut self.cells[idx];
         c.bucket = bucket;
-        c.guids = guids;
+        c.known = known;
         c.lineage = new.lrp_lineage.clone();
         self.snapshots[idx] = Arc::downgrade(new);
         self.dirty[idx] = false;
@@ -481,25 +479,30 @@ impl DiegoIndex {
         short
     }
 
-    /// Chooses the cell for one LRP instance: the lowest Diego score within the zones
-    /// holding the fewest instances of the process.
+    /// The id under which `guid`'s instances are counted from now on. `states` are this
+    /// round's cell states (already [synced](Self::sync)): a process the filter may have
+    /// seen is counted once by a scan of their instances.
+    pub(crate) fn track(&mut self, guid: &ProcessGuid, states: &[Arc<CellState>]) -> u32 {
+        self.processes.track(guid, &mut self.cells, states)
+    }
+
+    /// Chooses the cell for one LRP instance of the process tracked as `pid`: the lowest
+    /// Diego score within the zones holding the fewest instances of the process.
     pub(crate) fn choose_lrp(
         &mut self,
         request: &LrpStartRequest,
+        pid: u32,
         compat: &Compatible,
         config: &DiegoConfig,
         rng: &mut SmallRng,
     ) -> Result<u32, Error> {
         let memory = i64::from(request.resource.memory_mb);
         let disk = i64::from(request.resource.disk_mb);
-        let holders = self.processes.track(&request.process_guid, &self.cells);
+        let holders = &self.processes.holders[pid as usize];
         self.zone_counts.iter_mut().for_each(|z| *z = 0);
-        {
-            let h = &holders;
-            for (c, n) in holders_pairs(h) {
-                self.mark[c as usize] = n;
-                self.zone_counts[self.cells[c as usize].zone as usize] += n;
-            }
+        for (c, n) in holders_pairs(holders) {
+            self.mark[c as usize] = n;
+            self.zone_counts[self.cells[c as usize].zone as usize] += n;
         }
         // Zones of the compatible buckets, fewest instances first.
         let mut zones: Vec<(u32, u32)> = Vec::with_capacity(4);
@@ -546,8 +549,7 @@ impl DiegoIndex {
                 }
             }
             {
-                let h = &holders;
-                for (cell, n) in holders_pairs(h) {
+                for (cell, n) in holders_pairs(holders) {
                     let c = &self.cells[cell as usize];
                     if !c.live
                         || !group.iter().any(|&(z, _)| z == c.zone)
@@ -574,11 +576,8 @@ impl DiegoIndex {
             }
             g = end;
         }
-        {
-            let h = &holders;
-            for (c, _) in holders_pairs(h) {
-                self.mark[c as usize] = 0;
-            }
+        for (c, _) in holders_pairs(holders) {
+            self.mark[c as usize] = 0;
         }
         match winner {
             Some(cell) => {
@@ -588,10 +587,10 @@ impl DiegoIndex {
                     0
                 };
                 self.reserve(cell, memory + proxy, disk, false, config);
-                self.processes.add(&request.process_guid, cell);
-                self.cells[cell as usize]
-                    .placed
-                    .push(request.process_guid.clone());
+                self.processes.add_id(pid, cell);
+                let c = &mut self.cells[cell as usize];
+                c.placed.push(pid);
+                c.held.push(pid);
                 Ok(cell)
             }
             None => Err(Error::InsufficientResources(self.shortfall(
@@ -712,7 +711,11 @@ fn signature_of(s: &CellState) -> CellState {
 
 /// Whether `lrps` name the processes `placed` in some order (a rep takes its work
 /// largest first, not in placement order). Only for the few instances of one round.
-fn same_guids_any_order(lrps: &[diego_core::LrpSummary], placed: &[ProcessGuid]) -> bool {
+fn same_guids_any_order(
+    lrps: &[diego_core::LrpSummary],
+    placed: &[u32],
+    guids: &[ProcessGuid],
+) -> bool {
     const MAX: usize = 64;
     if lrps.len() != placed.len() || placed.len() > MAX {
         return false;
@@ -722,7 +725,7 @@ fn same_guids_any_order(lrps: &[diego_core::LrpSummary], placed: &[ProcessGuid])
         let found = placed
             .iter()
             .enumerate()
-            .position(|(k, p)| !taken[k] && same_guid(&l.key.process_guid, p));
+            .position(|(k, &p)| !taken[k] && same_guid(&l.key.process_guid, &guids[p as usize]));
         match found {
             Some(k) => {
                 taken[k] = true;
@@ -739,67 +742,128 @@ fn same_guid(a: &ProcessGuid, b: &ProcessGuid) -> bool {
 }
 
 /// Per-process instance counts, kept exactly for the processes work has been placed for
-/// (*tracked*), while every other instance a cell reports only sets bits in a filter of
-/// process-guid hashes: ingesting a cell's instances costs a hash of each guid, not a map
-/// insertion, and a process the filter has never seen needs no search when it first
-/// comes up for placement. A process the filter may have seen is counted, once, by a
-/// scan of every cell's instances when it is first tracked.
+/// (*tracked*, each under a small id), while every other instance a cell reports only
+/// sets bits in a filter of process-guid hashes: ingesting a cell's instances costs a
+/// hash of each guid, not a map insertion, and a process the filter has never seen needs
+/// no search when it first comes up for placement. A process the filter may have seen is
+/// counted, once, by a scan of every cell's instances when it is first tracked.
 #[derive(Debug, Default)]
 struct Processes {
-    tracked: FxHashMap<ProcessGuid, Holders>,
+    ids: FxHashMap<ProcessGuid, u32>,
+    /// Per id, the process.
+    guids: Vec<ProcessGuid>,
+    /// Per id, the cells holding it.
+    holders: Vec<Holders>,
     untracked: Bloom,
 }
 
 impl Processes {
     /// Forgets everything; `instances` is about how many the filter will hold.
     fn reset(&mut self, instances: usize) {
-        self.tracked.clear();
+        self.ids.clear();
+        self.guids.clear();
+        self.holders.clear();
         self.untracked.reset(instances);
     }
 
-    /// Counts one more instance of `guid` on `cell`.
-    fn add(&mut self, guid: &ProcessGuid, cell: u32) {
-        match self.tracked.get_mut(guid.as_str()) {
-            Some(h) => h.add(cell),
-            None => self.untracked.insert(guid),
-        }
-    }
-
-    /// Counts one instance fewer of `guid` on `cell` (untracked processes: nothing to do,
-    /// the filter only ever errs towards a search).
-    fn remove(&mut self, guid: &ProcessGuid, cell: u32) {
-        if let Some(h) = self.tracked.get_mut(guid.as_str()) {
-            if h.remove(cell) {
-                *h = Holders::Many(Vec::new());
+    /// Counts one more instance of `guid` on `cell`; its id when it is tracked.
+    fn add(&mut self, guid: &ProcessGuid, cell: u32) -> Option<u32> {
+        match self.ids.get(guid.as_str()) {
+            Some(&p) => {
+                self.holders[p as usize].add(cell);
+                Some(p)
+            }
+            None => {
+                self.untracked.insert(process_fingerprint(guid.as_str()));
+                None
             }
         }
     }
 
-    /// The holders of `guid`, tracking it from now on: an untracked process that the
-    /// filter may have seen is counted by a scan of the live cells' instances.
-    fn track(&mut self, guid: &ProcessGuid, cells: &[IndexedCell]) -> Holders {
-        if let Some(h) = self.tracked.get(guid.as_str()) {
-            return h.clone();
+    /// Counts one more instance of the tracked process `p` on `cell`.
+    fn add_id(&mut self, p: u32, cell: u32) {
+        self.holders[p as usize].add(cell);
+    }
+
+    /// Counts one instance fewer of the tracked process `p` on `cell`.
+    fn remove(&mut self, p: u32, cell: u32) {
+        let h = &mut self.holders[p as usize];
+        if h.remove(cell) {
+            *h = Holders::Many(Vec::new());
         }
+    }
+
+    /// Forgets every instance of the tracked process `p` on `cell`.
+    fn forget(&mut self, p: u32, cell: u32) {
+        let h = &mut self.holders[p as usize];
+        let empty = match h {
+            Holders::One(c, _) => *c == cell,
+            Holders::Many(v) => {
+                v.retain(|x| x.0 != cell);
+                v.is_empty()
+            }
+        };
+        if empty {
+            *h = Holders::Many(Vec::new());
+        }
+    }
+
+    /// The id of `guid`, tracking it from now on: an untracked process that the filter
+    /// may have seen is counted by a scan of the live cells' instances in `states`
+    /// (what the index holds for every cell, work placed since aside, which is of
+    /// tracked processes only).
+    fn track(
+        &mut self,
+        guid: &ProcessGuid,
+        cells: &mut [IndexedCell],
+        states: &[Arc<CellState>],
+    ) -> u32 {
+        if let Some(&p) = self.ids.get(guid.as_str()) {
+            return p;
+        }
+        let p = self.guids.len() as u32;
         let mut holders = Holders::Many(Vec::new());
-        if self.untracked.may_contain(guid) {
-            for (i, c) in cells.iter().enumerate() {
+        let fingerprint = process_fingerprint(guid.as_str());
+        if self.untracked.may_contain(fingerprint) {
+            for (i, (c, s)) in cells.iter_mut().zip(states).enumerate() {
                 if !c.live {
                     continue;
                 }
-                for g in &c.guids {
-                    if same_guid(g, guid) {
-                        holders.add(i as u32);
+                let lrps = &s.lrps[..c.known.min(s.lrps.len())];
+                match s.lrp_fingerprints.of(&s.lrps) {
+                    Some(fps) => {
+                        for (k, _) in fps[..lrps.len()]
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| **f == fingerprint)
+                        {
+                            if same_guid(&lrps[k].key.process_guid, guid) {
+                                holders.add(i as u32);
+                                c.held.push(p);
+                            }
+                        }
+                    }
+                    None => {
+                        for l in lrps {
+                            if same_guid(&l.key.process_guid, guid) {
+                                holders.add(i as u32);
+                                c.held.push(p);
+                            }
+                        }
                     }
                 }
             }
         }
-        self.tracked.insert(guid.clone(), holders.clone());
-        holders
+        self.ids.insert(guid.clone(), p);
+        self.guids.push(guid.clone());
+        self.holders.push(holders);
+        p
     }
 }
 
-/// A Bloom filter of process-guid hashes (two bits per guid); never a false negative.
+/// A Bloom filter of process-guid [fingerprints](process_fingerprint), blocked: the
+/// four bits of a guid lie in one 64-bit word, so an insertion or a query reads one
+/// word. Never a false negative.
 #[derive(Debug, Default)]
 struct Bloom {
     words: Vec<u64>,
@@ -807,38 +871,42 @@ struct Bloom {
 
 impl Bloom {
     fn reset(&mut self, entries: usize) {
-        // About 32 bits per entry: under 0.5% false positives at two bits per guid.
+        // 32 to 64 bits per entry: about 0.05% false positives.
         let bits = entries.saturating_mul(32).next_power_of_two().max(4096);
         self.words.clear();
         self.words.resize(bits / 64, 0);
     }
 
-    fn bits(&self, guid: &ProcessGuid) -> (usize, usize) {
-        let mut h = crate::hash::FxHasher::default();
-        std::hash::Hasher::write(&mut h, guid.as_str().as_bytes());
-        let mut x = std::hash::Hasher::finish(&h);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        let mask = (self.words.len() * 64).wrapping_sub(1);
-        ((x as usize) & mask, ((x >> 32) as usize) & mask)
+    /// The word and the bits within it of a fingerprint.
+    #[inline]
+    fn place(&self, fingerprint: u32) -> (usize, u64) {
+        let mut x = u64::from(fingerprint).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 32;
+        let word = (x as usize) & (self.words.len().wrapping_sub(1));
+        let bits = 1u64 << ((x >> 40) & 63)
+            | 1u64 << ((x >> 46) & 63)
+            | 1u64 << ((x >> 52) & 63)
+            | 1u64 << ((x >> 58) & 63);
+        (word, bits)
     }
 
-    fn insert(&mut self, guid: &ProcessGuid) {
+    #[inline]
+    fn insert(&mut self, fingerprint: u32) {
         if self.words.is_empty() {
             self.reset(0);
         }
-        let (a, b) = self.bits(guid);
-        self.words[a / 64] |= 1 << (a % 64);
-        self.words[b / 64] |= 1 << (b % 64);
+        let (w, bits) = self.place(fingerprint);
+        self.words[w] |= bits;
     }
 
-    fn may_contain(&self, guid: &ProcessGuid) -> bool {
+    fn may_contain(&self, fingerprint: u32) -> bool {
         if self.words.is_empty() {
             return false;
         }
-        let (a, b) = self.bits(guid);
-        self.words[a / 64] & (1 << (a % 64)) != 0 && self.words[b / 64] & (1 << (b % 64)) != 0
+        let (w, bits) = self.place(fingerprint);
+        self.words[w] & bits == bits
     }
 }
 
@@ -846,10 +914,20 @@ impl Bloom {
 mod tests {
     use super::*;
 
-    fn cell_with(guids: &[&str]) -> IndexedCell {
-        IndexedCell {
+    fn cell_with(guids: &[&str]) -> (IndexedCell, Arc<CellState>) {
+        let state = CellState {
+            lrps: guids
+                .iter()
+                .map(|g| diego_core::LrpSummary {
+                    key: diego_core::ActualLrpKey::new(ProcessGuid::new(*g), 0, "d"),
+                    resource: Resource::default(),
+                })
+                .collect(),
+            ..CellState::default()
+        };
+        let cell = IndexedCell {
             cell_id: CellId::new("c"),
-            guids: guids.iter().map(ProcessGuid::new).collect(),
+            known: guids.len(),
             live: true,
             zone: 0,
             sig: 0,
@@ -862,12 +940,14 @@ mod tests {
             tasks: 0,
             base: 0.0,
             placed: Vec::new(),
+            held: Vec::new(),
             lineage: LrpLineage::default(),
-        }
+        };
+        (cell, Arc::new(state))
     }
 
-    fn count(h: &Holders) -> Vec<(u32, u32)> {
-        let mut v: Vec<_> = holders_pairs(h).collect();
+    fn count(p: &Processes, id: u32) -> Vec<(u32, u32)> {
+        let mut v: Vec<_> = holders_pairs(&p.holders[id as usize]).collect();
         v.sort_unstable();
         v
     }
@@ -877,44 +957,50 @@ mod tests {
     /// be full of false positives.
     #[test]
     fn tracking_counts_exactly_whatever_the_filter_says() {
-        let names: Vec<String> = (0..600).map(|i| format!("pre-{i}")).collect();
-        let cells: Vec<IndexedCell> = names
-            .chunks(200)
+        let names: Vec<String> = (0..1200).map(|i| format!("pre-{i}")).collect();
+        let (mut cells, states): (Vec<IndexedCell>, Vec<Arc<CellState>>) = names
+            .chunks(400)
             .map(|c| cell_with(&c.iter().map(String::as_str).collect::<Vec<_>>()))
-            .collect();
+            .unzip();
         let mut p = Processes::default();
         p.reset(0);
-        for c in &cells {
-            for g in &c.guids {
-                p.untracked.insert(g);
+        for s in &states {
+            for l in &s.lrps {
+                p.untracked
+                    .insert(process_fingerprint(l.key.process_guid.as_str()));
             }
         }
         let mut positives = 0;
-        for i in 0..200 {
+        for i in 0..400 {
             let absent = ProcessGuid::new(format!("app-{i}"));
-            positives += usize::from(p.untracked.may_contain(&absent));
-            assert!(count(&p.track(&absent, &cells)).is_empty());
+            positives += usize::from(
+                p.untracked
+                    .may_contain(process_fingerprint(absent.as_str())),
+            );
+            let id = p.track(&absent, &mut cells, &states);
+            assert!(count(&p, id).is_empty());
         }
         assert!(positives > 0, "the test wants false positives");
-        assert_eq!(
-            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
-            [(1, 1)]
-        );
-        // Tracked from now on: additions and removals are counted exactly.
-        p.add(&ProcessGuid::new("pre-250"), 2);
-        p.add(&ProcessGuid::new("pre-250"), 2);
-        p.remove(&ProcessGuid::new("pre-250"), 1);
-        assert_eq!(
-            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
-            [(2, 2)]
-        );
-        p.remove(&ProcessGuid::new("pre-250"), 2);
-        p.remove(&ProcessGuid::new("pre-250"), 2);
-        assert!(count(&p.track(&ProcessGuid::new("pre-250"), &cells)).is_empty());
-        p.add(&ProcessGuid::new("pre-250"), 0);
-        assert_eq!(
-            count(&p.track(&ProcessGuid::new("pre-250"), &cells)),
-            [(0, 1)]
-        );
+        let pre = ProcessGuid::new("pre-650");
+        let id = p.track(&pre, &mut cells, &states);
+        assert_eq!(count(&p, id), [(1, 1)]);
+        // The cell knows to forget it if its list is read afresh.
+        assert_eq!(cells[1].held, [id]);
+        // Tracked from now on: the same id; additions and removals are counted exactly.
+        assert_eq!(p.track(&pre, &mut cells, &states), id);
+        assert_eq!(p.add(&pre, 2), Some(id));
+        p.add_id(id, 2);
+        p.remove(id, 1);
+        assert_eq!(count(&p, id), [(2, 2)]);
+        p.remove(id, 2);
+        assert_eq!(count(&p, id), [(2, 1)]);
+        p.add_id(id, 0);
+        p.forget(id, 2);
+        assert_eq!(count(&p, id), [(0, 1)]);
+        p.forget(id, 0);
+        assert!(count(&p, id).is_empty());
+        // An untracked process only reaches the filter.
+        assert_eq!(p.add(&ProcessGuid::new("new"), 0), None);
+        assert!(p.untracked.may_contain(process_fingerprint("new")));
     }
 }

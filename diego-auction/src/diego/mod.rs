@@ -242,6 +242,8 @@ fn place_indexed(
     let limit = i64::from(config.options.starting_container_count_maximum);
     let mut compat: Vec<Option<Result<Compatible, Error>>> = Vec::new();
     compat.resize_with(batch.lrps.len(), || None);
+    // Per request, the id its process is counted under (found once per round).
+    let mut pids: Vec<Option<u32>> = vec![None; batch.lrps.len()];
     for item in items {
         let over_limit = limit > 0 && index.in_flight() >= limit;
         match item {
@@ -253,7 +255,11 @@ fn place_indexed(
                     match compat[request]
                         .get_or_insert_with(|| index.compatible(&r.placement_constraint))
                     {
-                        Ok(c) => index.choose_lrp(r, c, config, rng),
+                        Ok(c) => {
+                            let pid = *pids[request]
+                                .get_or_insert_with(|| index.track(&r.process_guid, cells));
+                            index.choose_lrp(r, pid, c, config, rng)
+                        }
                         Err(e) => Err(e.clone()),
                     }
                 };

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use diego_core::cell::LrpLineage;
+use diego_core::cell::{LrpFingerprints, LrpLineage};
 use diego_core::{ActualLrpKey, CellState, LrpSummary, Resource, TaskSummary};
 
 use crate::results::CellWork;
@@ -22,9 +22,11 @@ pub struct SimulatedCell {
 impl SimulatedCell {
     /// A cell in this state. Its LRP list only ever grows (instances are appended), which
     /// its snapshots promise through one [`LrpLineage`] so a strategy keeping state across
-    /// rounds need not re-read the instances it already knows.
+    /// rounds need not re-read the instances it already knows; it keeps the list's
+    /// [`LrpFingerprints`] as it appends.
     pub fn new(mut state: CellState) -> Self {
         state.lrp_lineage = LrpLineage::new();
+        state.lrp_fingerprints = LrpFingerprints::of_lrps(&state.lrps);
         SimulatedCell {
             state: Arc::new(state),
         }
@@ -41,7 +43,7 @@ impl SimulatedCell {
         s.available_resources.memory_mb -= resource.memory_mb;
         s.available_resources.disk_mb -= resource.disk_mb;
         s.available_resources.containers -= 1;
-        s.lrps.push(LrpSummary { key, resource });
+        s.push_lrp(LrpSummary { key, resource });
     }
 
     /// Every starting container is now running.
@@ -87,7 +89,7 @@ impl SimulatedCell {
                 continue;
             }
             take(s, memory, r.resource.disk_mb);
-            s.lrps.push(LrpSummary {
+            s.push_lrp(LrpSummary {
                 key: ActualLrpKey {
                     process_guid: r.process_guid.clone(),
                     index,

@@ -304,7 +304,12 @@ impl CellClient for HttpCellClient {
         let req = self.http.get(url);
         self.call::<CellState>("state", req, self.config.state_timeout)
             .await
-            .map(Arc::new)
+            .map(|mut s| {
+                // Fingerprints do not travel in JSON: the client adds them as the rep's
+                // own states carry them.
+                s.lrp_fingerprints = diego_core::cell::LrpFingerprints::of_lrps(&s.lrps);
+                Arc::new(s)
+            })
             .map_err(|e| self.auction_error(e))
     }
 

@@ -80,6 +80,7 @@ impl Rep {
             }
         }
         let presence = self.presence();
+        let lrp_fingerprints = diego_core::cell::LrpFingerprints::of_lrps(&lrps);
         CellState {
             cell_id: cell.clone(),
             rep_url: c.rep_url.clone(),
@@ -101,6 +102,7 @@ impl Rep {
             proxy_memory_allocation_mb: c.proxy_memory_allocation_mb,
             // Listed in container order, not appended to: no promise across snapshots.
             lrp_lineage: diego_core::cell::LrpLineage::default(),
+            lrp_fingerprints,
         }
     }
 
