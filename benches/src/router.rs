@@ -8,9 +8,13 @@
 //!
 //! Both proxies get the same shape on the same number of cores: nginx runs two worker
 //! processes (one event loop each, keep-alive upstream connections), ours runs two
-//! single-threaded tokio runtimes, each serving one [`HttpProxy`] on a clone of the same
-//! listening socket (like nginx's workers sharing theirs) and each keeping its own
-//! backend connections; both share one [`TableRouter`].
+//! single-threaded tokio runtimes, each serving one [`HttpProxy`] on its own listening
+//! socket of the same port (`SO_REUSEPORT`: the kernel spreads the connections over the
+//! two) and each keeping its own backend connections; both share one [`TableRouter`].
+//! Both thus use both workers: nginx's workers, sharing one socket, take one connection
+//! per wake-up and so share the 32; two tokio accept loops on one shared socket did not
+//! (the first awake took every pending connection, all 32 in some runs, leaving the
+//! other worker idle).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -147,8 +151,8 @@ async fn start_backend() -> anyhow::Result<SocketAddr> {
 }
 
 /// Our proxy, routing `HOST_NAME` to the backends: `PROXY_THREADS` workers, each a
-/// thread with a single-threaded runtime serving the same listening socket. Returns the
-/// address and the workers, which end once `cancel` is cancelled.
+/// thread with a single-threaded runtime serving its own listening socket of one port.
+/// Returns the address and the workers, which end once `cancel` is cancelled.
 fn start_proxy(
     backends: &[SocketAddr],
     cancel: &CancellationToken,
@@ -174,22 +178,28 @@ fn start_proxy(
     tokio::runtime::Builder::new_current_thread()
         .build()?
         .block_on(table.apply(&changes))?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+    // The first socket picks the port, the others join it.
+    let mut addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut workers = Vec::with_capacity(PROXY_THREADS);
     for i in 0..PROXY_THREADS {
-        let listener = listener.try_clone()?;
         let table = table.clone();
         let cancel = cancel.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let listener = {
+            let _in_runtime = rt.enter();
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseport(true)?;
+            socket.bind(addr)?;
+            let listener = socket.listen(1024)?;
+            addr = listener.local_addr()?;
+            listener
+        };
         let worker = std::thread::Builder::new()
             .name(format!("router-proxy-{i}"))
             .spawn(move || {
                 rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
                     HttpProxy::builder(table)
                         .listener(listener)?
                         .run(cancel)
