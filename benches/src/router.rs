@@ -3,13 +3,18 @@
 //!
 //! Everything runs on this machine: 3 small hyper backends answering a 13-byte body
 //! (one runtime thread), the proxy under test, and an in-process load generator holding
-//! 32 keep-alive connections (hyper clients, one runtime thread).
+//! 32 keep-alive connections to each proxy (hyper clients, one runtime thread), opened
+//! once and kept for the whole run.
 //!
 //! Both proxies get the same shape on the same number of cores: nginx runs two worker
 //! processes (one event loop each, keep-alive upstream connections), ours runs two
-//! single-threaded tokio runtimes, each serving one [`HttpProxy`] on a clone of the same
-//! listening socket (like nginx's workers sharing theirs) and each keeping its own
-//! backend connections; both share one [`TableRouter`].
+//! single-threaded tokio runtimes, each serving one [`HttpProxy`] on its own listening
+//! socket of the same port (`SO_REUSEPORT`: the kernel spreads the connections over the
+//! two) and each keeping its own backend connections; both share one [`TableRouter`].
+//! Both thus use both workers: nginx's workers, sharing one socket, take one connection
+//! per wake-up and so share the 32; two tokio accept loops on one shared socket did not
+//! (the first awake took every pending connection, all 32 in some runs, leaving the
+//! other worker idle).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,10 +38,11 @@ use tokio_util::sync::CancellationToken;
 const CONNECTIONS: usize = 32;
 /// How long each proxy is loaded before measuring.
 const WARMUP: Duration = Duration::from_millis(500);
-/// One measured turn of a proxy.
-const SLICE: Duration = Duration::from_secs(1);
+/// One measured turn of a proxy. Short turns, many of them: a burst of other work on
+/// the machine (a compiler) then weighs on both proxies alike instead of on one turn.
+const SLICE: Duration = Duration::from_millis(250);
 /// Turns per proxy (5 s of load each in all).
-const SLICES: u32 = 5;
+const SLICES: u32 = 20;
 /// Proxy workers: single-threaded runtimes of ours, worker processes of nginx.
 const PROXY_THREADS: usize = 2;
 /// The host name routed to the backends.
@@ -44,9 +50,10 @@ const HOST_NAME: &str = "bench.localhost";
 
 /// Prints `router_rps` and, with nginx on PATH, `router_nginx_ratio`.
 ///
-/// With nginx, the two proxies take turns (one-second slices, five each, after a
+/// With nginx, the two proxies take turns (quarter-second slices, twenty each, after a
 /// warm-up of each), so a change in the machine's load during the run weighs on both
-/// alike; the ratio is of their totals.
+/// alike; each rate is its requests over the time its slices took, and the ratio is of
+/// the two rates.
 pub fn run() -> anyhow::Result<()> {
     let backends_rt = runtime("router-backend", 1)?;
     let load_rt = runtime("router-load", 1)?;
@@ -68,16 +75,21 @@ pub fn run() -> anyhow::Result<()> {
         None
     };
     let measured = load_rt.block_on(async {
-        let mut ours_total = 0u64;
-        let mut nginx_total = 0u64;
-        load(ours, WARMUP).await?;
-        if let Some(n) = &nginx {
-            load(n.addr, WARMUP).await?;
+        let mut ours_clients = open(ours).await?;
+        let mut nginx_clients = match &nginx {
+            Some(n) => Some(open(n.addr).await?),
+            None => None,
+        };
+        let mut ours_total = Turns::default();
+        let mut nginx_total = Turns::default();
+        load(&mut ours_clients, WARMUP).await?;
+        if let Some(clients) = nginx_clients.as_mut() {
+            load(clients, WARMUP).await?;
         }
         for _ in 0..SLICES {
-            ours_total += load(ours, SLICE).await?;
-            if let Some(n) = &nginx {
-                nginx_total += load(n.addr, SLICE).await?;
+            ours_total.add(load(&mut ours_clients, SLICE).await?);
+            if let Some(clients) = nginx_clients.as_mut() {
+                nginx_total.add(load(clients, SLICE).await?);
             }
         }
         Ok::<_, anyhow::Error>((ours_total, nginx_total))
@@ -93,17 +105,16 @@ pub fn run() -> anyhow::Result<()> {
         n.stop();
     }
     let (ours_total, nginx_total) = measured?;
-    let seconds = SLICE.as_secs_f64() * f64::from(SLICES);
-    let ours_rps = ours_total as f64 / seconds;
+    let ours_rps = ours_total.rate();
     crate::print_figure("router_rps", ours_rps, "req/s");
-    if nginx_total == 0 {
+    if nginx_total.requests == 0 {
         crate::print_skipped(
             "router_nginx_ratio",
             "nginx is not on PATH (apt-get install -y nginx-light)",
         );
         return Ok(());
     }
-    let nginx_rps = nginx_total as f64 / seconds;
+    let nginx_rps = nginx_total.rate();
     crate::print_figure("router_nginx_rps", nginx_rps, "req/s");
     crate::print_figure("router_nginx_ratio", ours_rps / nginx_rps, "x");
     Ok(())
@@ -140,8 +151,8 @@ async fn start_backend() -> anyhow::Result<SocketAddr> {
 }
 
 /// Our proxy, routing `HOST_NAME` to the backends: `PROXY_THREADS` workers, each a
-/// thread with a single-threaded runtime serving the same listening socket. Returns the
-/// address and the workers, which end once `cancel` is cancelled.
+/// thread with a single-threaded runtime serving its own listening socket of one port.
+/// Returns the address and the workers, which end once `cancel` is cancelled.
 fn start_proxy(
     backends: &[SocketAddr],
     cancel: &CancellationToken,
@@ -167,22 +178,28 @@ fn start_proxy(
     tokio::runtime::Builder::new_current_thread()
         .build()?
         .block_on(table.apply(&changes))?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+    // The first socket picks the port, the others join it.
+    let mut addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut workers = Vec::with_capacity(PROXY_THREADS);
     for i in 0..PROXY_THREADS {
-        let listener = listener.try_clone()?;
         let table = table.clone();
         let cancel = cancel.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let listener = {
+            let _in_runtime = rt.enter();
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseport(true)?;
+            socket.bind(addr)?;
+            let listener = socket.listen(1024)?;
+            addr = listener.local_addr()?;
+            listener
+        };
         let worker = std::thread::Builder::new()
             .name(format!("router-proxy-{i}"))
             .spawn(move || {
                 rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
                     HttpProxy::builder(table)
                         .listener(listener)?
                         .run(cancel)
@@ -195,28 +212,61 @@ fn start_proxy(
     Ok((addr, workers))
 }
 
-/// Runs `CONNECTIONS` keep-alive connections against `addr` for `duration`; returns
-/// the successful requests.
-async fn load(addr: SocketAddr, duration: Duration) -> anyhow::Result<u64> {
-    let end = Instant::now() + duration;
-    let mut workers = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
-        workers.push(tokio::spawn(connection(addr, end)));
-    }
-    let mut total = 0u64;
-    for w in workers {
-        total += w.await??;
-    }
-    Ok(total)
+/// Requests answered by one proxy over its turns, and the time the turns took.
+#[derive(Default)]
+struct Turns {
+    requests: u64,
+    time: Duration,
 }
 
-/// One keep-alive connection sending requests one after another until `end`; counts
-/// the answers.
-async fn connection(addr: SocketAddr, end: Instant) -> anyhow::Result<u64> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+impl Turns {
+    fn add(&mut self, (requests, time): (u64, Duration)) {
+        self.requests += requests;
+        self.time += time;
+    }
+
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.time.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// A keep-alive connection of the load generator.
+type Client = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// Opens `CONNECTIONS` keep-alive connections to `addr`.
+async fn open(addr: SocketAddr) -> anyhow::Result<Vec<Client>> {
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        clients.push(sender);
+    }
+    Ok(clients)
+}
+
+/// Sends requests on every connection of `clients` for `duration`; returns the
+/// successful requests and how long the turn took (until the last answer).
+async fn load(clients: &mut Vec<Client>, duration: Duration) -> anyhow::Result<(u64, Duration)> {
+    let start = Instant::now();
+    let end = start + duration;
+    let workers: Vec<_> = clients
+        .drain(..)
+        .map(|sender| tokio::spawn(connection(sender, end)))
+        .collect();
+    let mut total = 0u64;
+    for w in workers {
+        let (sender, counted) = w.await??;
+        clients.push(sender);
+        total += counted;
+    }
+    Ok((total, start.elapsed()))
+}
+
+/// Sends requests on one keep-alive connection, one after another, until `end`;
+/// counts the answers and gives the connection back.
+async fn connection(mut sender: Client, end: Instant) -> anyhow::Result<(Client, u64)> {
     let mut counted = 0u64;
     while Instant::now() < end {
         sender.ready().await?;
@@ -231,7 +281,7 @@ async fn connection(addr: SocketAddr, end: Instant) -> anyhow::Result<u64> {
         }
         counted += 1;
     }
-    Ok(counted)
+    Ok((sender, counted))
 }
 
 fn on_path(program: &str) -> bool {

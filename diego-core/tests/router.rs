@@ -370,6 +370,88 @@ async fn a_request_in_flight_survives_the_removal_of_its_endpoint() {
     assert_eq!(answered, (200, "a".to_owned()));
 }
 
+/// Reads one response from `c` until its body ends with `body`.
+async fn read_response(c: &mut TcpStream, body: &str) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !out.ends_with(format!("\r\n\r\n{body}").as_bytes()) {
+        let n = tokio::time::timeout(Duration::from_secs(60), c.read(&mut buf))
+            .await
+            .expect("a response within a minute")
+            .unwrap();
+        assert!(n > 0, "closed before the response ended: {out:?}");
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Waits until the proxy closes `c`; returns how long that took.
+async fn closed_after(c: &mut TcpStream) -> Duration {
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(60), c.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => start.elapsed(),
+        Ok(Ok(n)) => panic!("unexpected bytes: {:?}", &buf[..n]),
+        Err(_) => panic!("the connection stayed open for a minute"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_connections_get_the_header_read_timeout_between_requests_only() {
+    let mut a = backend("a").await;
+    let table = TableRouter::new();
+    table
+        .apply(&[set_http("idle.example", vec![endpoint(a.addr.port(), 0)])])
+        .await
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let proxy = HttpProxy::builder(table)
+        .header_read_timeout(timeout)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = proxy.local_addr();
+    let cancel = CancellationToken::new();
+    tokio::spawn(proxy.run(cancel.clone()));
+
+    // A response taking longer than the timeout is not cut.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: idle.example\r\n\r\n")
+        .await
+        .unwrap();
+    a.slow_started.recv().await.unwrap();
+    tokio::time::sleep(timeout * 3).await;
+    a.slow_release.notify_one();
+    let resp = read_response(&mut c, "a").await;
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    // The timeout counts from the end of the previous response: a request sent just
+    // before it is served, on the same connection.
+    tokio::time::sleep(timeout - Duration::from_secs(1)).await;
+    c.write_all(b"GET / HTTP/1.1\r\nHost: idle.example\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = read_response(&mut c, "a").await;
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    // Then, idle, the connection is closed once the timeout has passed.
+    let waited = closed_after(&mut c).await;
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_secs(2),
+        "{waited:?}"
+    );
+
+    // A request head that never completes is cut at the timeout too.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: idle.exa")
+        .await
+        .unwrap();
+    let waited = closed_after(&mut c).await;
+    assert!(
+        waited >= timeout - Duration::from_millis(100) && waited < timeout + Duration::from_secs(2),
+        "{waited:?}"
+    );
+    cancel.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_stops_on_cancel() {
     let table = TableRouter::new();

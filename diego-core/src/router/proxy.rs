@@ -7,11 +7,14 @@
 //! endpoint could be reached or the chosen one failed. The backend sees
 //! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
 //! `X-Cf-App-Instance: <process_guid>:<index>`. Connections to backends are kept alive
-//! and pooled per endpoint. This module knows endpoints, not LRPs.
+//! and pooled per endpoint. A client connection that sends no complete request head
+//! within the header read timeout (counted from connecting, or from the end of its
+//! previous response) is closed. This module knows endpoints, not LRPs.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,8 +24,9 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -32,6 +36,9 @@ use crate::error::{Error, Result};
 
 /// The body of the proxy's responses: the backend's, streamed, or one of its own.
 type ProxyBody = Either<PooledBody, Full<Bytes>>;
+
+/// The header read timeout when none is set.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -47,6 +54,7 @@ pub struct HttpProxyBuilder {
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
     shutdown_grace: Duration,
+    header_read_timeout: Duration,
 }
 
 impl HttpProxyBuilder {
@@ -65,6 +73,15 @@ impl HttpProxyBuilder {
     /// How long [`HttpProxy::run`] waits for requests in flight after cancellation (30 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a client may take to send a complete request head, counted from
+    /// connecting or from the end of its previous response (30 s); a connection that
+    /// takes longer, such as a keep-alive connection left idle, is closed. A request
+    /// whose response has not ended is never cut by it.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
         self
     }
 
@@ -94,6 +111,7 @@ impl HttpProxyBuilder {
             state: Arc::new(State {
                 table: self.table,
                 pools: ConnectionPools::new(self.connect_timeout, self.pool_idle_timeout),
+                header_read_timeout: self.header_read_timeout,
             }),
         })
     }
@@ -123,6 +141,7 @@ pub struct HttpProxy {
 struct State {
     table: TableRouter,
     pools: ConnectionPools,
+    header_read_timeout: Duration,
 }
 
 impl HttpProxy {
@@ -133,6 +152,7 @@ impl HttpProxy {
             connect_timeout: Duration::from_secs(5),
             pool_idle_timeout: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 
@@ -196,31 +216,153 @@ async fn reap(state: Arc<State>, cancel: CancellationToken) {
     }
 }
 
+/// Serves one client connection until it ends, `cancel` (then gracefully), or its
+/// header read timeout.
+///
+/// The timeout is kept here, per connection, rather than by hyper: hyper's arms a timer
+/// for every request head (a timer-wheel entry, and often a wake-up of the runtime's
+/// driver: one more system call per request), where this one is a single timer that
+/// fires once per timeout and looks at when the connection last went idle.
 async fn serve_connection(
     state: Arc<State>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     cancel: CancellationToken,
 ) {
-    let client = Client::new(peer.ip());
+    let timeout = state.header_read_timeout;
+    let shared = Arc::new(ClientConn {
+        state,
+        client: Client::new(peer.ip()),
+        activity: Activity::new(),
+    });
+    let conn_shared = shared.clone();
     let service = hyper::service::service_fn(move |req| {
-        let state = state.clone();
-        let client = client.clone();
-        async move { Ok::<_, Infallible>(handle(&state, req, &client).await) }
+        let in_flight = InFlight::start(conn_shared.clone());
+        async move {
+            let conn = &in_flight.0;
+            let resp = handle(&conn.state, req, &conn.client).await;
+            Ok::<_, Infallible>(resp.map(|body| ResponseBody {
+                inner: body,
+                _in_flight: in_flight,
+            }))
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let watchdog = tokio::time::sleep(timeout);
+    let mut watchdog = std::pin::pin!(watchdog);
+    let result = loop {
+        tokio::select! {
+            biased;
+            r = conn.as_mut() => break r,
+            () = cancel.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.as_mut().await;
+            }
+            () = watchdog.as_mut() => {
+                let now = Instant::now();
+                match shared.activity.idle_since() {
+                    Some(since) if now.saturating_duration_since(since) >= timeout => {
+                        tracing::debug!(%peer, "router: no request head within the header read timeout; closing");
+                        break Ok(());
+                    }
+                    Some(since) => watchdog.as_mut().reset(since + timeout),
+                    None => watchdog.as_mut().reset(now + timeout),
+                }
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, %peer, "router: client connection ended with an error");
+    }
+}
+
+/// What the requests of one client connection share.
+#[derive(Debug)]
+struct ClientConn {
+    state: Arc<State>,
+    client: Client,
+    activity: Activity,
+}
+
+/// When a client connection last went idle: the header read timeout counts from there.
+#[derive(Debug)]
+struct Activity {
+    /// The connection's start; the times below count from it.
+    base: Instant,
+    /// Requests whose response has not ended.
+    in_flight: AtomicUsize,
+    /// When the last response ended (or the connection started), in nanoseconds after
+    /// `base`.
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            base: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+
+    /// Since when no request has been in flight; `None` while one is.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let nanos = self.idle_since.load(Ordering::Acquire);
+        Some(self.base + Duration::from_nanos(nanos))
+    }
+}
+
+/// A request of a connection, from its head until its response ends (the response
+/// body carries it, so a streamed body keeps the request in flight).
+#[derive(Debug)]
+struct InFlight(Arc<ClientConn>);
+
+impl InFlight {
+    fn start(conn: Arc<ClientConn>) -> Self {
+        conn.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0.activity;
+        let nanos = u64::try_from(activity.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        activity.idle_since.store(nanos, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it ends.
+#[derive(Debug)]
+struct ResponseBody {
+    inner: ProxyBody,
+    _in_flight: InFlight,
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = <ProxyBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
