@@ -4,6 +4,10 @@
 
 mod common;
 
+/// How long a test waits for what it expects.
+const LIMIT: Duration = Duration::from_secs(300);
+
+use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,20 +77,6 @@ async fn rows(c: &Cluster) -> Vec<Arc<ActualLrp>> {
         .unwrap()
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..3000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn running(c: &Cluster, n: usize) -> bool {
     rows(c)
         .await
@@ -100,7 +90,7 @@ async fn running(c: &Cluster, n: usize) -> bool {
 async fn desire_reaches_running_on_every_cell() {
     let (c, _backends) = cluster(2).await;
     c.bbs().desire_lrp(web(3)).await.unwrap();
-    wait_for("3 RUNNING", || running(&c, 3)).await;
+    wait_for("3 RUNNING", LIMIT, || running(&c, 3)).await;
     let rows_now = rows(&c).await;
     let cells: std::collections::HashSet<_> = rows_now
         .iter()
@@ -118,9 +108,9 @@ async fn a_crash_restarts_at_once_with_a_new_instance_guid() {
     let mut d = web(1);
     d.run_info.action = Some(RunAction::new("/app/crashy", "vcap").into());
     c.bbs().desire_lrp(d).await.unwrap();
-    wait_for("RUNNING", || running(&c, 1)).await;
+    wait_for("RUNNING", LIMIT, || running(&c, 1)).await;
     let first = rows(&c).await[0].instance_guid().unwrap().clone();
-    wait_for("restarted after its first crash", || async {
+    wait_for("restarted after its first crash", LIMIT, || async {
         rows(&c).await.iter().any(|r| {
             r.state == ActualLrpState::Running
                 && r.crash_count == 1
@@ -162,8 +152,8 @@ async fn tasks_complete_with_their_result_or_failure() {
                 .unwrap_or(false)
         }
     };
-    wait_for("task ok completed", || done("ok")).await;
-    wait_for("task bad completed", || done("bad")).await;
+    wait_for("task ok completed", LIMIT, || done("ok")).await;
+    wait_for("task bad completed", LIMIT, || done("bad")).await;
     let ok = c.bbs().task_by_guid(&TaskGuid::new("ok")).await.unwrap();
     assert!(!ok.failed, "{}", ok.failure_reason);
     assert_eq!(ok.result, "42");
@@ -181,7 +171,7 @@ async fn tasks_complete_with_their_result_or_failure() {
 async fn scaling_up_and_down() {
     let (c, _b) = cluster(2).await;
     c.bbs().desire_lrp(web(3)).await.unwrap();
-    wait_for("3 RUNNING", || running(&c, 3)).await;
+    wait_for("3 RUNNING", LIMIT, || running(&c, 3)).await;
     let update = |n| DesiredLrpUpdate {
         instances: Some(n),
         ..Default::default()
@@ -190,12 +180,12 @@ async fn scaling_up_and_down() {
         .update_desired_lrp(&ProcessGuid::new("web"), update(5))
         .await
         .unwrap();
-    wait_for("5 RUNNING", || running(&c, 5)).await;
+    wait_for("5 RUNNING", LIMIT, || running(&c, 5)).await;
     c.bbs()
         .update_desired_lrp(&ProcessGuid::new("web"), update(1))
         .await
         .unwrap();
-    wait_for("1 row left", || async { rows(&c).await.len() == 1 }).await;
+    wait_for("1 row left", LIMIT, || async { rows(&c).await.len() == 1 }).await;
     assert!(running(&c, 1).await);
     let containers: usize = c
         .cell_ids()
@@ -212,7 +202,7 @@ async fn placement_errors_surface_on_the_actual_lrp() {
     let mut d = web(1);
     d.scheduling_info.memory_mb = 1_000_000;
     c.bbs().desire_lrp(d).await.unwrap();
-    wait_for("a placement error", || async {
+    wait_for("a placement error", LIMIT, || async {
         rows(&c)
             .await
             .iter()
@@ -226,7 +216,7 @@ async fn placement_errors_surface_on_the_actual_lrp() {
 async fn a_killed_cell_s_instances_run_elsewhere() {
     let (c, _b) = cluster(2).await;
     c.bbs().desire_lrp(web(4)).await.unwrap();
-    wait_for("4 RUNNING", || running(&c, 4)).await;
+    wait_for("4 RUNNING", LIMIT, || running(&c, 4)).await;
     let victim = c.cell_ids()[0].clone();
     let on_victim = rows(&c)
         .await
@@ -237,7 +227,7 @@ async fn a_killed_cell_s_instances_run_elsewhere() {
     c.kill_cell(&victim).await.unwrap();
     // Its presence expires (15 s), convergence makes the instances SUSPECT and
     // auctions replacements, which start on the surviving cell; the suspects go.
-    wait_for("4 RUNNING elsewhere, no suspect left", || async {
+    wait_for("4 RUNNING elsewhere, no suspect left", LIMIT, || async {
         let rows = rows(&c).await;
         rows.iter()
             .filter(|r| r.presence == Presence::Ordinary && r.state == ActualLrpState::Running)
@@ -253,12 +243,12 @@ async fn a_killed_cell_s_instances_run_elsewhere() {
 async fn evacuation_keeps_every_index_running() {
     let (c, _b) = cluster(2).await;
     c.bbs().desire_lrp(web(3)).await.unwrap();
-    wait_for("3 RUNNING", || running(&c, 3)).await;
+    wait_for("3 RUNNING", LIMIT, || running(&c, 3)).await;
     let leaving = c.cell_ids()[0].clone();
     // Watch: at every moment, every index has a RUNNING row (ordinary or evacuating).
     let watcher = common::cluster::fewest_served(c.bbs().clone(), 3, 400);
     c.evacuate_cell(&leaving).await.unwrap();
-    wait_for("3 RUNNING off the evacuated cell", || async {
+    wait_for("3 RUNNING off the evacuated cell", LIMIT, || async {
         running(&c, 3).await
             && rows(&c)
                 .await
@@ -280,7 +270,7 @@ async fn the_third_crash_waits_for_convergence() {
     let mut d = web(1);
     d.run_info.action = Some(RunAction::new("/app/crashy", "vcap").into());
     c.bbs().desire_lrp(d).await.unwrap();
-    wait_for("the third crash", || async {
+    wait_for("the third crash", LIMIT, || async {
         rows(&c)
             .await
             .iter()
@@ -294,7 +284,7 @@ async fn the_third_crash_waits_for_convergence() {
         .iter()
         .all(|r| r.state == ActualLrpState::Crashed));
     // ...then a convergence pass restarts it.
-    wait_for("restarted after its backoff", || async {
+    wait_for("restarted after its backoff", LIMIT, || async {
         rows(&c)
             .await
             .iter()
@@ -310,8 +300,8 @@ async fn a_failing_health_check_crashes_the_instance() {
     let mut d = web(1);
     d.run_info.monitor = Some(RunAction::new("/bin/check", "vcap").into());
     c.bbs().desire_lrp(d).await.unwrap();
-    wait_for("RUNNING", || running(&c, 1)).await;
-    wait_for("a crash for unhealthiness", || async {
+    wait_for("RUNNING", LIMIT, || running(&c, 1)).await;
+    wait_for("a crash for unhealthiness", LIMIT, || async {
         rows(&c).await.iter().any(|r| r.crash_count >= 1)
     })
     .await;
@@ -328,7 +318,7 @@ async fn a_failing_health_check_crashes_the_instance() {
 async fn updating_routes_does_not_restart_instances() {
     let (c, _b) = cluster(1).await;
     c.bbs().desire_lrp(web(2)).await.unwrap();
-    wait_for("2 RUNNING", || running(&c, 2)).await;
+    wait_for("2 RUNNING", LIMIT, || running(&c, 2)).await;
     let before: Vec<_> = rows(&c)
         .await
         .iter()
@@ -368,7 +358,7 @@ async fn updating_routes_does_not_restart_instances() {
 async fn a_restarted_rep_loses_nothing() {
     let (c, _b) = cluster(1).await;
     c.bbs().desire_lrp(web(2)).await.unwrap();
-    wait_for("2 RUNNING", || running(&c, 2)).await;
+    wait_for("2 RUNNING", LIMIT, || running(&c, 2)).await;
     let id = c.cell_ids()[0].clone();
     let rep = c.reps().get(&id).unwrap();
     // A RUNNING row whose container vanished is removed by the next reconciliation;
@@ -384,7 +374,7 @@ async fn a_restarted_rep_loses_nothing() {
     );
     rep.executor().delete(&guid).await.unwrap();
     rep.reconcile().await;
-    wait_for("the instance back", || running(&c, 2)).await;
+    wait_for("the instance back", LIMIT, || running(&c, 2)).await;
     let back = rows(&c)
         .await
         .into_iter()
@@ -402,7 +392,7 @@ async fn a_setup_failure_rejects_the_task_which_runs_on_a_later_try() {
         .desire_task(task("retry", "/bin/task"))
         .await
         .unwrap();
-    wait_for("a rejection", || async {
+    wait_for("a rejection", LIMIT, || async {
         c.bbs()
             .task_by_guid(&TaskGuid::new("retry"))
             .await
@@ -417,7 +407,7 @@ async fn a_setup_failure_rejects_the_task_which_runs_on_a_later_try() {
         t.rejection_reason
     );
     // Convergence auctions it again; this time it runs.
-    wait_for("completed", || async {
+    wait_for("completed", LIMIT, || async {
         c.bbs()
             .task_by_guid(&TaskGuid::new("retry"))
             .await
@@ -435,7 +425,7 @@ async fn cancelling_a_running_task_deletes_its_container() {
         .desire_task(task("long", "/bin/forever"))
         .await
         .unwrap();
-    wait_for("running", || async {
+    wait_for("running", LIMIT, || async {
         c.bbs()
             .task_by_guid(&TaskGuid::new("long"))
             .await
@@ -444,12 +434,12 @@ async fn cancelling_a_running_task_deletes_its_container() {
     })
     .await;
     let rep = c.reps().get(&c.cell_ids()[0]).unwrap();
-    wait_for("the container running", || async {
+    wait_for("the container running", LIMIT, || async {
         !rep.executor().list().is_empty()
     })
     .await;
     c.bbs().cancel_task(&TaskGuid::new("long")).await.unwrap();
-    wait_for("the container gone", || async {
+    wait_for("the container gone", LIMIT, || async {
         rep.executor().list().is_empty()
     })
     .await;

@@ -6,9 +6,10 @@
 
 mod common;
 
+use common::wait_for;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diego_core::store::ActualLrpFilter;
 use diego_core::*;
@@ -52,21 +53,6 @@ fn task(guid: &str, path: &str) -> DesireTaskRequest {
         domain: "tasks".into(),
         task_definition: def,
     }
-}
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + LIMIT;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn running(c: &Cluster, guid: &str) -> Vec<Arc<ActualLrp>> {
@@ -119,7 +105,7 @@ async fn the_auctioneer_and_the_bbs_reach_cells_only_over_http() {
     };
 
     c.bbs().desire_lrp(lrp("web", 4)).await.unwrap();
-    wait_for("4 RUNNING", || async {
+    wait_for("4 RUNNING", LIMIT, || async {
         running(&c, "web").await.len() == 4
     })
     .await;
@@ -136,14 +122,14 @@ async fn the_auctioneer_and_the_bbs_reach_cells_only_over_http() {
         .desire_task(task("long", "/bin/forever"))
         .await
         .unwrap();
-    wait_for("the task completed", || async {
+    wait_for("the task completed", LIMIT, || async {
         c.bbs()
             .task_by_guid(&TaskGuid::new("ok"))
             .await
             .is_ok_and(|t| t.state == TaskState::Completed && t.result == "42" && !t.failed)
     })
     .await;
-    wait_for("the long task running", || async {
+    wait_for("the long task running", LIMIT, || async {
         c.bbs()
             .task_by_guid(&TaskGuid::new("long"))
             .await
@@ -151,14 +137,20 @@ async fn the_auctioneer_and_the_bbs_reach_cells_only_over_http() {
     })
     .await;
     c.bbs().cancel_task(&TaskGuid::new("long")).await.unwrap();
-    wait_for("only the 4 instances left", || async { containers() == 4 }).await;
+    wait_for("only the 4 instances left", LIMIT, || async {
+        containers() == 4
+    })
+    .await;
 
     // Removing the LRP stops every instance through the reps' APIs.
     c.bbs()
         .remove_desired_lrp(&ProcessGuid::new("web"))
         .await
         .unwrap();
-    wait_for("every container gone", || async { containers() == 0 }).await;
+    wait_for("every container gone", LIMIT, || async {
+        containers() == 0
+    })
+    .await;
     c.shutdown().await;
 }
 
@@ -176,7 +168,7 @@ async fn a_killed_cell_is_left_out_of_the_auction() {
     c.kill_cell(&ids[0]).await.unwrap();
     assert_eq!(c.bbs().cells().await.unwrap().len(), 2);
     c.bbs().desire_lrp(lrp("api", 3)).await.unwrap();
-    wait_for("3 RUNNING on the live cell", || async {
+    wait_for("3 RUNNING on the live cell", LIMIT, || async {
         let rows = running(&c, "api").await;
         rows.len() == 3 && rows.iter().all(|r| r.cell_id() == Some(&ids[1]))
     })

@@ -6,6 +6,10 @@
 
 mod common;
 
+/// How long a test waits for what it expects.
+const LIMIT: Duration = Duration::from_secs(90);
+
+use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,21 +38,6 @@ async fn cluster(name: &str) -> (Cluster, std::path::PathBuf) {
     (c, dir)
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn shell_task(guid: &str, script: &str) -> DesireTaskRequest {
     let mut run = RunAction::new("/bin/sh", "vcap").with_args(["-c", script]);
     run.dir = "/".into();
@@ -73,7 +62,7 @@ async fn tasks_with_a_result_file_and_a_failure() {
         .await
         .unwrap();
     for g in ["writes", "fails"] {
-        wait_for(g, || async {
+        wait_for(g, LIMIT, || async {
             c.bbs()
                 .task_by_guid(&TaskGuid::new(g))
                 .await
@@ -132,7 +121,10 @@ fn url_of(row: &ActualLrp, path: &str) -> String {
 async fn the_fixture_app_runs_behind_its_health_check_and_comes_back_after_a_crash() {
     let (c, dir) = cluster("lrp").await;
     c.bbs().desire_lrp(fixture_lrp(3)).await.unwrap();
-    wait_for("3 RUNNING", || async { running(&c).await.len() == 3 }).await;
+    wait_for("3 RUNNING", LIMIT, || async {
+        running(&c).await.len() == 3
+    })
+    .await;
     let http = reqwest::Client::new();
     let rows = running(&c).await;
     let mut indices = Vec::new();
@@ -153,7 +145,7 @@ async fn the_fixture_app_runs_behind_its_health_check_and_comes_back_after_a_cra
     // Instance 0 exits 1: it is restarted at once, with a new instance guid.
     let victim = rows.iter().find(|r| r.key.index == 0).unwrap().clone();
     let _ = http.post(url_of(&victim, "/exit/1")).send().await;
-    wait_for("instance 0 back", || async {
+    wait_for("instance 0 back", LIMIT, || async {
         running(&c).await.iter().any(|r| {
             r.key.index == 0 && r.crash_count == 1 && r.instance_guid() != victim.instance_guid()
         })
@@ -210,7 +202,10 @@ async fn quick_cluster(name: &str, cells: usize) -> (Cluster, std::path::PathBuf
 async fn scaling_a_killed_cell_and_evacuation_with_real_processes() {
     let (c, dir) = quick_cluster("ops", 2).await;
     c.bbs().desire_lrp(fixture_lrp(3)).await.unwrap();
-    wait_for("3 RUNNING", || async { running(&c).await.len() == 3 }).await;
+    wait_for("3 RUNNING", LIMIT, || async {
+        running(&c).await.len() == 3
+    })
+    .await;
 
     // Scale 3 → 5 → 1.
     let scale = |n| DesiredLrpUpdate {
@@ -221,12 +216,15 @@ async fn scaling_a_killed_cell_and_evacuation_with_real_processes() {
         .update_desired_lrp(&ProcessGuid::new("fixture"), scale(5))
         .await
         .unwrap();
-    wait_for("5 RUNNING", || async { running(&c).await.len() == 5 }).await;
+    wait_for("5 RUNNING", LIMIT, || async {
+        running(&c).await.len() == 5
+    })
+    .await;
     c.bbs()
         .update_desired_lrp(&ProcessGuid::new("fixture"), scale(1))
         .await
         .unwrap();
-    wait_for("1 row left", || async {
+    wait_for("1 row left", LIMIT, || async {
         c.bbs()
             .actual_lrps(&ActualLrpFilter::default())
             .await
@@ -239,14 +237,17 @@ async fn scaling_a_killed_cell_and_evacuation_with_real_processes() {
         .update_desired_lrp(&ProcessGuid::new("fixture"), scale(3))
         .await
         .unwrap();
-    wait_for("3 RUNNING again", || async { running(&c).await.len() == 3 }).await;
+    wait_for("3 RUNNING again", LIMIT, || async {
+        running(&c).await.len() == 3
+    })
+    .await;
 
     // Evacuate a cell that runs something: every index stays served throughout.
     let rows = running(&c).await;
     let leaving = rows[0].cell_id().unwrap().clone();
     let watcher = common::cluster::fewest_served(c.bbs().clone(), 3, 100);
     c.evacuate_cell(&leaving).await.unwrap();
-    wait_for("all RUNNING off the evacuated cell", || async {
+    wait_for("all RUNNING off the evacuated cell", LIMIT, || async {
         let rows = running(&c).await;
         rows.len() == 3 && rows.iter().all(|r| r.cell_id() != Some(&leaving))
     })
@@ -261,7 +262,7 @@ async fn scaling_a_killed_cell_and_evacuation_with_real_processes() {
     c.add_cell().await.unwrap();
     let victim = running(&c).await[0].cell_id().unwrap().clone();
     c.kill_cell(&victim).await.unwrap();
-    wait_for("3 RUNNING on the surviving cell", || async {
+    wait_for("3 RUNNING on the surviving cell", LIMIT, || async {
         let rows = running(&c).await;
         rows.len() == 3 && rows.iter().all(|r| r.cell_id() != Some(&victim))
     })

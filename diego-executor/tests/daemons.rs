@@ -6,6 +6,9 @@
 #![cfg(all(feature = "daemon", feature = "fixture-app"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{until, wait_for};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,33 +165,6 @@ fn kill_processes_under(dir: &Path) {
 /// Whether the BBS at `url` is the active one (a standby answers "not the active BBS").
 async fn is_active(url: &str) -> bool {
     BbsClient::new(url).unwrap().ping().await.is_ok()
-}
-
-async fn wait_for<F, Fut>(what: &str, limit: Duration, check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    assert!(
-        until(limit, check).await,
-        "{what} did not happen within {limit:?}"
-    );
-}
-
-/// Whether `check` holds within `limit`.
-async fn until<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 fn task(guid: &str) -> DesireTaskRequest {

@@ -5,6 +5,9 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::wait_for;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -129,21 +132,6 @@ fn task(guid: &str) -> DesireTaskRequest {
     }
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + LIMIT;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn running_rows(bbs: &Bbs) -> Vec<Arc<ActualLrp>> {
     bbs.actual_lrps(&ActualLrpFilter::default())
         .await
@@ -183,7 +171,7 @@ async fn state_perform_stop_update_and_cancel_over_http() {
         .await
         .unwrap();
     assert_eq!(not_taken.lrps, vec![huge]);
-    wait_for("the instance RUNNING on cell-1", || async {
+    wait_for("the instance RUNNING on cell-1", LIMIT, || async {
         running_rows(&c.bbs).await.len() == 1
     })
     .await;
@@ -219,7 +207,7 @@ async fn state_perform_stop_update_and_cancel_over_http() {
         "{err}"
     );
     c.client.stop_lrp_instance(&row.key, &ik).await.unwrap();
-    wait_for("the stopped instance's container gone", || async {
+    wait_for("the stopped instance's container gone", LIMIT, || async {
         c.rep.executor().list().is_empty()
     })
     .await;
@@ -260,7 +248,7 @@ async fn state_perform_stop_update_and_cancel_over_http() {
         .await
         .unwrap();
     assert!(not_taken.is_empty());
-    wait_for("the task Running", || async {
+    wait_for("the task Running", LIMIT, || async {
         c.bbs
             .task_by_guid(&TaskGuid::new("job-1"))
             .await
@@ -269,7 +257,7 @@ async fn state_perform_stop_update_and_cancel_over_http() {
     .await;
     assert_eq!(c.rep.executor().list().len(), 1);
     c.bbs.cancel_task(&TaskGuid::new("job-1")).await.unwrap();
-    wait_for("the cancelled task's container gone", || async {
+    wait_for("the cancelled task's container gone", LIMIT, || async {
         c.rep.executor().list().is_empty()
     })
     .await;
@@ -292,7 +280,7 @@ async fn the_bbs_stops_instances_of_a_removed_lrp_over_http() {
         tasks: Vec::new(),
     };
     assert!(c.client.perform(work).await.unwrap().is_empty());
-    wait_for("2 RUNNING", || async {
+    wait_for("2 RUNNING", LIMIT, || async {
         running_rows(&c.bbs).await.len() == 2
     })
     .await;
@@ -301,7 +289,7 @@ async fn the_bbs_stops_instances_of_a_removed_lrp_over_http() {
         .remove_desired_lrp(&ProcessGuid::new("web"))
         .await
         .unwrap();
-    wait_for("both containers stopped and gone", || async {
+    wait_for("both containers stopped and gone", LIMIT, || async {
         c.rep.executor().list().is_empty()
     })
     .await;
@@ -330,14 +318,14 @@ async fn evacuate_over_http() {
         tasks: Vec::new(),
     };
     assert!(c.client.perform(work).await.unwrap().is_empty());
-    wait_for("RUNNING", || async {
+    wait_for("RUNNING", LIMIT, || async {
         running_rows(&c.bbs).await.len() == 1
     })
     .await;
     c.client.evacuate().await.unwrap();
     // A second request is answered the same, without a second evacuation.
     assert_eq!(c.client.evacuate().await.unwrap().ping_path, "/ping");
-    wait_for("the cell to say it evacuates", || async {
+    wait_for("the cell to say it evacuates", LIMIT, || async {
         c.client.state().await.is_ok_and(|s| s.evacuating)
     })
     .await;
@@ -348,7 +336,7 @@ async fn evacuate_over_http() {
     };
     assert_eq!(c.client.perform(more.clone()).await.unwrap(), more);
     // The instance was handed over: an EVACUATING copy, the ORDINARY row auctioned again.
-    wait_for("an evacuating copy", || async {
+    wait_for("an evacuating copy", LIMIT, || async {
         c.bbs
             .actual_lrps(&ActualLrpFilter::default())
             .await

@@ -139,6 +139,26 @@ impl HttpCellClient {
     }
 
     /// The URL of the route made of `segments` (each escaped as one path segment).
+    /// `/v1/lrps/{process_guid}/instances/{instance_guid}[/{action}]` on this rep.
+    fn instance_url(
+        &self,
+        key: &ActualLrpKey,
+        instance_key: &ActualLrpInstanceKey,
+        action: Option<&str>,
+    ) -> diego_core::Result<reqwest::Url> {
+        let path = [
+            "v1",
+            "lrps",
+            key.process_guid.as_str(),
+            "instances",
+            instance_key.instance_guid.as_str(),
+        ];
+        match action {
+            Some(action) => self.url(&[&path[..], &[action]].concat()),
+            None => self.url(&path),
+        }
+    }
+
     fn url(&self, segments: &[&str]) -> diego_core::Result<reqwest::Url> {
         let invalid = || {
             Error::Unavailable(format!(
@@ -220,14 +240,7 @@ impl HttpCellClient {
         key: &ActualLrpKey,
         instance_key: &ActualLrpInstanceKey,
     ) -> diego_core::Result<()> {
-        let url = self.url(&[
-            "v1",
-            "lrps",
-            key.process_guid.as_str(),
-            "instances",
-            instance_key.instance_guid.as_str(),
-            "stop",
-        ])?;
+        let url = self.instance_url(key, instance_key, Some("stop"))?;
         let body = LrpInstanceRequest {
             actual_lrp_key: key.clone(),
             actual_lrp_instance_key: instance_key.clone(),
@@ -248,13 +261,7 @@ impl HttpCellClient {
         instance_key: &ActualLrpInstanceKey,
         metric_tags: &MetricTags,
     ) -> diego_core::Result<()> {
-        let url = self.url(&[
-            "v1",
-            "lrps",
-            key.process_guid.as_str(),
-            "instances",
-            instance_key.instance_guid.as_str(),
-        ])?;
+        let url = self.instance_url(key, instance_key, None)?;
         let body = UpdateLrpInstanceRequest {
             actual_lrp_key: key.clone(),
             actual_lrp_instance_key: instance_key.clone(),

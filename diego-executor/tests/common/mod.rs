@@ -167,3 +167,31 @@ pub fn sh(script: &str) -> Action {
         .with_args(["-c", script])
         .into()
 }
+
+/// Whether `check` holds within `limit` (tokio time: paused-time tests advance it).
+pub async fn until<F, Fut>(limit: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// Waits until `check` holds; fails the test naming `what` after `limit`.
+pub async fn wait_for<F, Fut>(what: &str, limit: std::time::Duration, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    assert!(
+        until(limit, check).await,
+        "timed out waiting for {what} ({limit:?})"
+    );
+}
