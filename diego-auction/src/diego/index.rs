@@ -158,6 +158,38 @@ pub(crate) struct DiegoIndex {
     ties: Vec<u32>,
 }
 
+/// Counts the live cells' LRP instances in a first, light pass that also reads what the
+/// passes after it need of every cell: its id and zone, its first rootfs provider, and
+/// one word of each cache line of its fingerprints. States fresh from a producer are
+/// mostly out of cache; this loop is simple enough for the processor to run ahead over
+/// many cells and overlap their misses, which the heavier passes would meet one by one.
+fn gather(cells: &[Arc<CellState>]) -> usize {
+    let first = |s: &str| u64::from(s.as_bytes().first().copied().unwrap_or(0));
+    let mut instances = 0;
+    let mut read = 0u64;
+    for c in cells {
+        read = read
+            .wrapping_add(first(c.cell_id.as_str()))
+            .wrapping_add(first(&c.zone));
+        if let Some((k, v)) = c.rootfs_providers.0.iter().next() {
+            read = read.wrapping_add(first(k) + v.len() as u64);
+        }
+        if c.evacuating {
+            continue;
+        }
+        instances += c.lrps.len();
+        if let Some(fps) = c.lrp_fingerprints.of(&c.lrps) {
+            // 16 fingerprints to a 64-byte line.
+            read = fps
+                .iter()
+                .step_by(16)
+                .fold(read, |r, &f| r.wrapping_add(u64::from(f)));
+        }
+    }
+    std::hint::black_box(read);
+    instances
+}
+
 fn holders_pairs(h: &Holders) -> impl Iterator<Item = (u32, u32)> + '_ {
     let (one, many) = match h {
         Holders::One(c, n) => (Some((*c, *n)), &[][..]),
@@ -222,11 +254,7 @@ impl DiegoIndex {
         self.zones.clear();
         self.sigs.clear();
         self.buckets.clear();
-        let instances: usize = cells
-            .iter()
-            .filter(|c| !c.evacuating)
-            .map(|c| c.lrps.len())
-            .sum();
+        let instances = gather(cells);
         self.processes.reset(instances);
         self.in_flight = 0;
         let mut zone_sizes: Vec<u32> = Vec::new();
@@ -281,7 +309,7 @@ impl DiegoIndex {
         let bloom = &mut self.processes.untracked;
         for state in cells.iter().filter(|c| !c.evacuating) {
             match state.lrp_fingerprints.of(&state.lrps) {
-                Some(fps) => fps.iter().for_each(|&f| bloom.insert(f)),
+                Some(fps) => bloom.insert_all(fps),
                 None => {
                     for l in &state.lrps {
                         bloom.insert(process_fingerprint(l.key.process_guid.as_str()));
@@ -831,6 +859,7 @@ impl Processes {
                 }
                 let lrps = &s.lrps[..c.known.min(s.lrps.len())];
                 match s.lrp_fingerprints.of(&s.lrps) {
+                    Some(fps) if !any_equal(&fps[..lrps.len()], fingerprint) => {}
                     Some(fps) => {
                         for (k, _) in fps[..lrps.len()]
                             .iter()
@@ -861,6 +890,14 @@ impl Processes {
     }
 }
 
+/// Whether any of `fingerprints` is `f`: a branch-free test per chunk, which compiles to
+/// vector compares (a scan of a hundred thousand takes a few microseconds).
+fn any_equal(fingerprints: &[u32], f: u32) -> bool {
+    fingerprints
+        .chunks(64)
+        .any(|c| c.iter().fold(false, |found, &x| found | (x == f)))
+}
+
 /// A Bloom filter of process-guid [fingerprints](process_fingerprint), blocked: the
 /// four bits of a guid lie in one 64-bit word, so an insertion or a query reads one
 /// word. Never a false negative.
@@ -879,12 +916,12 @@ impl Bloom {
 
     /// The word and the bits within it of a fingerprint.
     #[inline]
-    fn place(&self, fingerprint: u32) -> (usize, u64) {
+    fn place(mask: usize, fingerprint: u32) -> (usize, u64) {
         let mut x = u64::from(fingerprint).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         x ^= x >> 29;
         x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x ^= x >> 32;
-        let word = (x as usize) & (self.words.len().wrapping_sub(1));
+        let word = (x as usize) & mask;
         let bits = 1u64 << ((x >> 40) & 63)
             | 1u64 << ((x >> 46) & 63)
             | 1u64 << ((x >> 52) & 63)
@@ -892,20 +929,33 @@ impl Bloom {
         (word, bits)
     }
 
+    fn mask(&self) -> usize {
+        self.words.len().wrapping_sub(1)
+    }
+
     #[inline]
     fn insert(&mut self, fingerprint: u32) {
+        self.insert_all(&[fingerprint]);
+    }
+
+    /// Inserts many fingerprints (the filter's words and size read once).
+    fn insert_all(&mut self, fingerprints: &[u32]) {
         if self.words.is_empty() {
             self.reset(0);
         }
-        let (w, bits) = self.place(fingerprint);
-        self.words[w] |= bits;
+        let mask = self.mask();
+        let words = &mut self.words[..];
+        for &f in fingerprints {
+            let (w, bits) = Self::place(mask, f);
+            words[w] |= bits;
+        }
     }
 
     fn may_contain(&self, fingerprint: u32) -> bool {
         if self.words.is_empty() {
             return false;
         }
-        let (w, bits) = self.place(fingerprint);
+        let (w, bits) = Self::place(self.mask(), fingerprint);
         self.words[w] & bits == bits
     }
 }
@@ -955,6 +1005,17 @@ mod tests {
     /// Every path of `Processes::track`: never seen, seen (counted by a scan), and a
     /// filter false positive (a scan that finds nothing), on a filter small enough to
     /// be full of false positives.
+    #[test]
+    fn any_equal_finds_a_fingerprint_wherever_it_lies() {
+        for len in [0usize, 1, 63, 64, 65, 200] {
+            let fps: Vec<u32> = (0..len as u32).map(|i| i * 7 + 1).collect();
+            for (i, &f) in fps.iter().enumerate() {
+                assert!(any_equal(&fps, f), "len {len}, at {i}");
+            }
+            assert!(!any_equal(&fps, 0), "len {len}: 0 is not there");
+        }
+    }
+
     #[test]
     fn tracking_counts_exactly_whatever_the_filter_says() {
         let names: Vec<String> = (0..1200).map(|i| format!("pre-{i}")).collect();
