@@ -178,6 +178,73 @@ impl<I: Isolation> Drop for Shared<I> {
     }
 }
 
+/// Implements [`ContainerBackend`] for a public backend that wraps a [`HostBackend`] in
+/// its `inner` field, passing every call through.
+macro_rules! delegate_container_backend {
+    ($backend:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::backend::ContainerBackend for $backend {
+            fn capabilities(&self) -> $crate::info::Capabilities {
+                self.inner.capabilities()
+            }
+
+            async fn create(
+                &self,
+                spec: $crate::spec::ContainerSpec,
+            ) -> $crate::error::Result<std::sync::Arc<dyn $crate::backend::Container>> {
+                self.inner.create(spec).await
+            }
+
+            async fn destroy(&self, handle: &str) -> $crate::error::Result<()> {
+                self.inner.destroy(handle).await
+            }
+
+            async fn lookup(
+                &self,
+                handle: &str,
+            ) -> $crate::error::Result<std::sync::Arc<dyn $crate::backend::Container>> {
+                self.inner.lookup(handle).await
+            }
+
+            async fn containers(
+                &self,
+                filter: &$crate::spec::Properties,
+            ) -> $crate::error::Result<Vec<std::sync::Arc<dyn $crate::backend::Container>>> {
+                self.inner.containers(filter).await
+            }
+
+            async fn capacity(&self) -> $crate::error::Result<$crate::info::Capacity> {
+                self.inner.capacity().await
+            }
+
+            async fn bulk_info(
+                &self,
+                handles: &[String],
+            ) -> $crate::error::Result<
+                std::collections::BTreeMap<
+                    String,
+                    $crate::error::Result<$crate::info::ContainerInfo>,
+                >,
+            > {
+                self.inner.bulk_info(handles).await
+            }
+
+            async fn bulk_metrics(
+                &self,
+                handles: &[String],
+            ) -> $crate::error::Result<
+                std::collections::BTreeMap<
+                    String,
+                    $crate::error::Result<$crate::info::ContainerMetrics>,
+                >,
+            > {
+                self.inner.bulk_metrics(handles).await
+            }
+        }
+    };
+}
+pub(crate) use delegate_container_backend;
+
 /// A backend of host processes isolated by `I`.
 pub(crate) struct HostBackend<I: Isolation> {
     shared: Arc<Shared<I>>,

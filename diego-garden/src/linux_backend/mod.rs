@@ -25,22 +25,18 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-
-use async_trait::async_trait;
 
 use self::cgroup::{Cgroup, CgroupLayout};
 use self::network::{Attachment, Bridge};
 use self::rootfs::{Overlay, RootfsResolver};
 use self::sandbox::{ExecPlan, PlannedBind, SandboxPlan, STACK_BYTES};
-use crate::backend::{Container, ContainerBackend};
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
 use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
-use crate::info::{Capabilities, Capacity, ContainerInfo, ContainerMetrics};
+use crate::info::Capabilities;
 use crate::process_backend::find_program;
-use crate::spec::{ContainerSpec, ProcessSpec, Properties, ResourceLimits};
+use crate::spec::{ContainerSpec, ProcessSpec, ResourceLimits};
 
 /// Settings of a [`LinuxBackend`].
 #[derive(Debug, Clone)]
@@ -180,46 +176,7 @@ impl LinuxBackend {
     }
 }
 
-#[async_trait]
-impl ContainerBackend for LinuxBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn create(&self, spec: ContainerSpec) -> Result<Arc<dyn Container>> {
-        self.inner.create(spec).await
-    }
-
-    async fn destroy(&self, handle: &str) -> Result<()> {
-        self.inner.destroy(handle).await
-    }
-
-    async fn lookup(&self, handle: &str) -> Result<Arc<dyn Container>> {
-        self.inner.lookup(handle).await
-    }
-
-    async fn containers(&self, filter: &Properties) -> Result<Vec<Arc<dyn Container>>> {
-        self.inner.containers(filter).await
-    }
-
-    async fn capacity(&self) -> Result<Capacity> {
-        self.inner.capacity().await
-    }
-
-    async fn bulk_info(
-        &self,
-        handles: &[String],
-    ) -> Result<BTreeMap<String, Result<ContainerInfo>>> {
-        self.inner.bulk_info(handles).await
-    }
-
-    async fn bulk_metrics(
-        &self,
-        handles: &[String],
-    ) -> Result<BTreeMap<String, Result<ContainerMetrics>>> {
-        self.inner.bulk_metrics(handles).await
-    }
-}
+host::delegate_container_backend!(LinuxBackend);
 
 /// Isolation by namespaces, cgroups and overlay root filesystems.
 pub(crate) struct NamespaceIsolation {

@@ -8,20 +8,16 @@
 //! both the host and the container port. Destroy kills every group and removes the
 //! directory; processes are reaped even when every handle is dropped.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use nix::sys::resource::{setrlimit, Resource};
 
-use crate::backend::{Container, ContainerBackend};
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
 use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
-use crate::info::{Capabilities, Capacity, ContainerInfo, ContainerMetrics};
-use crate::spec::{ContainerSpec, ProcessSpec, Properties, ResourceLimits};
+use crate::info::Capabilities;
+use crate::spec::{ContainerSpec, ProcessSpec, ResourceLimits};
 
 /// Settings of a [`ProcessBackend`].
 #[derive(Debug, Clone)]
@@ -102,46 +98,7 @@ impl ProcessBackend {
     }
 }
 
-#[async_trait]
-impl ContainerBackend for ProcessBackend {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn create(&self, spec: ContainerSpec) -> Result<Arc<dyn Container>> {
-        self.inner.create(spec).await
-    }
-
-    async fn destroy(&self, handle: &str) -> Result<()> {
-        self.inner.destroy(handle).await
-    }
-
-    async fn lookup(&self, handle: &str) -> Result<Arc<dyn Container>> {
-        self.inner.lookup(handle).await
-    }
-
-    async fn containers(&self, filter: &Properties) -> Result<Vec<Arc<dyn Container>>> {
-        self.inner.containers(filter).await
-    }
-
-    async fn capacity(&self) -> Result<Capacity> {
-        self.inner.capacity().await
-    }
-
-    async fn bulk_info(
-        &self,
-        handles: &[String],
-    ) -> Result<BTreeMap<String, Result<ContainerInfo>>> {
-        self.inner.bulk_info(handles).await
-    }
-
-    async fn bulk_metrics(
-        &self,
-        handles: &[String],
-    ) -> Result<BTreeMap<String, Result<ContainerMetrics>>> {
-        self.inner.bulk_metrics(handles).await
-    }
-}
+host::delegate_container_backend!(ProcessBackend);
 
 /// A container of the process backend: its directory.
 pub(crate) struct DirSandbox {
