@@ -260,9 +260,12 @@ impl Eq for LrpFingerprints {}
 /// A promise a cell-state producer may make to the placement code that keeps state across
 /// rounds: two snapshots of a cell carrying the [same](LrpLineage::same) lineage list
 /// the same LRP instances first, in the same order — the later one's `lrps` is the
-/// earlier one's with entries appended only. A producer that removes, reorders or
-/// replaces an entry starts a [new](LrpLineage::new) lineage. The default makes no
-/// promise, so every snapshot's list is read in full.
+/// earlier one's with entries appended only — and have the same zone, rootfs providers,
+/// placement tags (required and optional) and volume drivers: what a cell is given when
+/// it starts. A producer that removes, reorders or replaces an entry, or changes one of
+/// those, starts a [new](LrpLineage::new) lineage. A lineage belongs to one cell: a
+/// state copied to make another cell takes a new one. The default makes no promise, so
+/// every snapshot is read in full.
 ///
 /// It is not part of the state's value: it never serialises, and states that differ only
 /// in their lineage are equal.

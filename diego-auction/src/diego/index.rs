@@ -236,8 +236,9 @@ impl DiegoIndex {
             // Another snapshot of the same cell, in the same place: update it. Anything
             // else (cells added, removed, reordered, moved zone, evacuating) changes
             // the zone-normalised indices: start afresh.
+            // A snapshot of the same lineage keeps the cell's zone (see `LrpLineage`).
             if c.cell_id != new.cell_id
-                || self.zones[c.zone as usize] != new.zone
+                || (!c.lineage.same(&new.lrp_lineage) && self.zones[c.zone as usize] != new.zone)
                 || c.live == new.evacuating
             {
                 self.rebuild(cells, config);
@@ -369,10 +370,10 @@ impl DiegoIndex {
             && new.tasks.len() == c.tasks as usize
             && new.total_resources == bucket.total
             && i64::from(new.proxy_memory_allocation_mb) == bucket.proxy
+            // The same lineage also keeps the filters (rootfs, tags, volume drivers).
             && c.lineage.same(&new.lrp_lineage)
             && new.lrps.len() == c.known + c.placed.len()
             && same_guids_any_order(&new.lrps[c.known..], &c.placed, &self.processes.guids)
-            && same_filter_signature(&self.sigs[c.sig as usize], new)
     }
 
     /// Takes a changed (or locally modified) cell's new state.
@@ -430,7 +431,8 @@ impl DiegoIndex {
             let key = (Key::of(self.cells[idx].base), i);
             self.buckets[b].cells.remove(&key);
         }
-        if !same_filter_signature(&self.sigs[self.cells[idx].sig as usize], new) {
+        let same_lineage = self.cells[idx].lineage.same(&new.lrp_lineage);
+        if !same_lineage && !same_filter_signature(&self.sigs[self.cells[idx].sig as usize], new) {
             let s = signature_id(&mut self.sigs, new, || Arc::new(signature_of(new)));
             self.cells[idx].sig = s;
         }
