@@ -71,7 +71,12 @@ async fn fake_cluster_rate() -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-fn fixture_app() -> Option<PathBuf> {
+/// Why a figure that needs the fixture app is skipped.
+pub(crate) const NO_FIXTURE_APP: &str =
+    "diego-fixture-app is not next to headline (cargo build --release --workspace --bins)";
+
+/// The fixture app next to this binary, when it was built.
+pub(crate) fn fixture_app() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let p = exe.parent()?.join("diego-fixture-app");
     p.exists().then_some(p)
@@ -169,12 +174,15 @@ pub fn run() -> anyhow::Result<()> {
         crate::print_figure("e2e_fake_instances_per_sec", rate, "instances/s");
         match fixture_app() {
             None => {
-                let why = "diego-fixture-app is not next to headline (cargo build --release --workspace --bins)";
-                crate::print_skipped("e2e_process_200_running_ms", why);
-                crate::print_skipped("crash_restart_ms", why);
+                crate::print_skipped("e2e_process_200_running_ms", NO_FIXTURE_APP);
+                crate::print_skipped("crash_restart_ms", NO_FIXTURE_APP);
             }
             Some(app) => {
-                crate::print_figure("e2e_process_200_running_ms", process_200_ms(&app).await?, "ms");
+                crate::print_figure(
+                    "e2e_process_200_running_ms",
+                    process_200_ms(&app).await?,
+                    "ms",
+                );
                 crate::print_figure("crash_restart_ms", crash_restart_ms(&app).await?, "ms");
             }
         }

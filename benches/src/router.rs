@@ -1,10 +1,12 @@
 //! The `router` headline group: requests per second through the default router's HTTP
-//! proxy to 3 local backends, and the same load through nginx when it is installed.
+//! proxy to 3 running instances of the demo app, and the same load through nginx when it
+//! is installed.
 //!
-//! Everything runs on this machine: 3 small hyper backends answering a 13-byte body
-//! (one runtime thread), the proxy under test, and an in-process load generator holding
-//! 32 keep-alive connections to each proxy (hyper clients, one runtime thread), opened
-//! once and kept for the whole run.
+//! Everything runs on this machine: 3 instances of the demo app (the fixture app,
+//! `diego-fixture-app` next to `headline`, one process each, as ProcessBackend runs
+//! them), the proxy under test, and an in-process load generator holding 32 keep-alive
+//! connections to each proxy (hyper clients, one runtime thread), opened once and kept
+//! for the whole run.
 //!
 //! Both proxies get the same shape on the same number of cores: nginx runs two worker
 //! processes (one event loop each, keep-alive upstream connections), ours runs two
@@ -16,7 +18,6 @@
 //! (the first awake took every pending connection, all 32 in some runs, leaving the
 //! other worker idle).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,11 +27,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use diego_core::router::{Endpoint, HttpProxy, RouteChange, RouteKey, Router, TableRouter};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::header::HOST;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
@@ -55,12 +56,15 @@ const HOST_NAME: &str = "bench.localhost";
 /// alike; each rate is its requests over the time its slices took, and the ratio is of
 /// the two rates.
 pub fn run() -> anyhow::Result<()> {
-    let backends_rt = runtime("router-backend", 1)?;
+    let Some(app) = crate::e2e::fixture_app() else {
+        crate::print_skipped("router_rps", crate::e2e::NO_FIXTURE_APP);
+        crate::print_skipped("router_nginx_ratio", crate::e2e::NO_FIXTURE_APP);
+        return Ok(());
+    };
     let load_rt = runtime("router-load", 1)?;
-
-    let backends: Vec<SocketAddr> = (0..3)
-        .map(|_| backends_rt.block_on(start_backend()))
-        .collect::<anyhow::Result<_>>()?;
+    let demo = DemoInstances::start(&app, 3)?;
+    load_rt.block_on(demo.wait_ready())?;
+    let backends = demo.addrs.clone();
     let cancel = CancellationToken::new();
     let (ours, workers) = start_proxy(&backends, &cancel)?;
 
@@ -128,26 +132,60 @@ fn runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
         .build()?)
 }
 
-/// A backend answering every request with a small body, keep-alive.
-async fn start_backend() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                        b"Hello, world!",
-                    ))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+/// Instances of the demo app, one process each, killed when dropped.
+struct DemoInstances {
+    children: Vec<Child>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl DemoInstances {
+    /// Starts `n` instances of `app`, each on a free port of 127.0.0.1 (`$PORT`), with
+    /// `$INSTANCE_INDEX` set as the rep sets it.
+    fn start(app: &std::path::Path, n: usize) -> anyhow::Result<Self> {
+        let mut demo = DemoInstances {
+            children: Vec::with_capacity(n),
+            addrs: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let child = Command::new(app)
+                .env("PORT", port.to_string())
+                .env("INSTANCE_INDEX", i.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", app.display()))?;
+            demo.children.push(child);
+            demo.addrs.push(([127, 0, 0, 1], port).into());
         }
-    });
-    Ok(addr)
+        Ok(demo)
+    }
+
+    /// Waits until every instance accepts connections (10 s at most).
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for addr in &self.addrs {
+            while TcpStream::connect(addr).await.is_err() {
+                if Instant::now() >= deadline {
+                    bail!("the demo app did not listen on {addr}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DemoInstances {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Our proxy, routing `HOST_NAME` to the backends: `PROXY_THREADS` workers, each a

@@ -58,7 +58,7 @@ const GROUPS: &[Group] = &[
     ),
     (
         "router",
-        "requests/s through the router's HTTP proxy to 3 local backends; ratio to nginx",
+        "requests/s through the router's HTTP proxy to 3 instances of the demo app; ratio to nginx",
         diego_benches::router::run,
     ),
 ];
