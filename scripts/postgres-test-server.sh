@@ -55,21 +55,31 @@ start_test_postgres() {
         return 1
     }
 
-    local port=55432
+    # A free port: nothing listening (a refused connection) and the server binds it.
+    # The bind can still fail when the port is held by a connection that is not
+    # listening (an outgoing one, or one closing): then the next port is tried.
+    local port=55432 started=""
     while [ "$port" -lt 55532 ]; do
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            break
+            rm -f "$DIEGO_PG_DIR/server.log"
+            if "${as[@]}" "$bin/pg_ctl" -D "$DIEGO_PG_DIR/data" -l "$DIEGO_PG_DIR/server.log" -w -t 60 \
+                -o "-p $port -k $DIEGO_PG_DIR/socket -c listen_addresses=127.0.0.1 -c max_connections=500" \
+                start >/dev/null 2>&1; then
+                started=1
+                break
+            fi
+            if ! grep -q "Address already in use" "$DIEGO_PG_DIR/server.log"; then
+                cat "$DIEGO_PG_DIR/server.log" >&2
+                return 1
+            fi
         fi
         port=$((port + 1))
     done
-    DIEGO_PG_PORT="$port"
-
-    "${as[@]}" "$bin/pg_ctl" -D "$DIEGO_PG_DIR/data" -l "$DIEGO_PG_DIR/server.log" -w -t 60 \
-        -o "-p $port -k $DIEGO_PG_DIR/socket -c listen_addresses=127.0.0.1 -c max_connections=500" \
-        start >/dev/null || {
-        cat "$DIEGO_PG_DIR/server.log" >&2
+    if [ -z "$started" ]; then
+        echo "postgres: no free port in 55432-55531" >&2
         return 1
-    }
+    fi
+    DIEGO_PG_PORT="$port"
     "${as[@]}" "$bin/createdb" -h "$DIEGO_PG_DIR/socket" -p "$port" -U postgres diego_test
     export DIEGO_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/diego_test"
     # For the tests that restart the server (pg_ctl restart keeps the options above).
