@@ -4,20 +4,29 @@
 //! `# skipped NAME: why` when something it needs is absent. `../shared/tools/targets`
 //! reads exactly this format.
 
+use std::io::Write;
+
 /// Prints one figure line: `name value unit`.
 ///
 /// Values at or above 100 are printed without decimals, smaller ones with up to three.
 pub fn print_figure(name: &str, value: f64, unit: &str) {
     if value.abs() >= 100.0 {
-        println!("{name} {value:.0} {unit}");
+        line(format_args!("{name} {value:.0} {unit}"));
     } else {
-        println!("{name} {value:.3} {unit}");
+        line(format_args!("{name} {value:.3} {unit}"));
     }
 }
 
 /// Prints that a figure was skipped and why (`# skipped NAME: why`).
 pub fn print_skipped(name: &str, why: &str) {
-    println!("# skipped {name}: {why}");
+    line(format_args!("# skipped {name}: {why}"));
+}
+
+/// Writes one line to standard output. A reader that went away (`headline ... | head`)
+/// is no reason to panic: the line is dropped, and the group still runs to its end and
+/// cleans up what it started.
+fn line(args: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{args}");
 }
 
 pub mod auction;

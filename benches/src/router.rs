@@ -64,12 +64,12 @@ pub fn run() -> anyhow::Result<()> {
     let load_rt = runtime("router-load", 1)?;
     let demo = DemoInstances::start(&app, 3)?;
     load_rt.block_on(demo.wait_ready())?;
-    let backends = demo.addrs.clone();
+    let backends = &demo.addrs;
     let cancel = CancellationToken::new();
-    let (ours, workers) = start_proxy(&backends, &cancel)?;
+    let (ours, workers) = start_proxy(backends, &cancel)?;
 
     let nginx = if on_path("nginx") {
-        let nginx = Nginx::start(&backends)?;
+        let nginx = Nginx::start(backends)?;
         if let Err(e) = load_rt.block_on(nginx.wait_ready()) {
             nginx.stop();
             return Err(e);
@@ -147,9 +147,7 @@ impl DemoInstances {
             addrs: Vec::with_capacity(n),
         };
         for i in 0..n {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
+            let port = free_port()?;
             let child = Command::new(app)
                 .env("PORT", port.to_string())
                 .env("INSTANCE_INDEX", i.to_string())
@@ -164,15 +162,11 @@ impl DemoInstances {
         Ok(demo)
     }
 
-    /// Waits until every instance accepts connections (10 s at most).
+    /// Waits until every instance accepts connections.
     async fn wait_ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for addr in &self.addrs {
-            while TcpStream::connect(addr).await.is_err() {
-                if Instant::now() >= deadline {
-                    bail!("the demo app did not listen on {addr}");
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        for &addr in &self.addrs {
+            if !listening(addr).await {
+                bail!("the demo app did not listen on {addr}");
             }
         }
         Ok(())
@@ -322,6 +316,25 @@ async fn connection(mut sender: Client, end: Instant) -> anyhow::Result<(Client,
     Ok((sender, counted))
 }
 
+/// A port of 127.0.0.1 nothing listens on now (bound, then released).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Whether `addr` accepts connections within 10 s.
+async fn listening(addr: SocketAddr) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_err() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
@@ -339,10 +352,7 @@ impl Nginx {
     fn start(backends: &[SocketAddr]) -> anyhow::Result<Self> {
         let prefix = std::env::temp_dir().join(format!("diego-bench-nginx-{}", std::process::id()));
         std::fs::create_dir_all(prefix.join("logs"))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let upstreams: String = backends
             .iter()
             .map(|a| format!("        server {a};\n"))
@@ -398,22 +408,16 @@ impl Nginx {
         })
     }
 
-    /// Waits until nginx accepts connections (10 s at most).
+    /// Waits until nginx accepts connections.
     async fn wait_ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(self.addr).await.is_ok() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "nginx did not listen on {} (see {})",
-                    self.addr,
-                    self.log().display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !listening(self.addr).await {
+            bail!(
+                "nginx did not listen on {} (see {})",
+                self.addr,
+                self.log().display()
+            );
         }
+        Ok(())
     }
 
     fn log(&self) -> PathBuf {

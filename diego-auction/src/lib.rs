@@ -83,7 +83,6 @@ pub mod diego;
 pub mod error;
 pub mod filter;
 pub mod first_fit;
-mod hash;
 pub mod kubernetes;
 pub mod power_of_two;
 pub mod random;

@@ -92,7 +92,7 @@ impl AuctionResults {
     /// The placed work grouped by winning cell, cells in ascending position.
     pub fn work_by_cell(&self) -> Vec<CellWork> {
         let mut by_cell: Vec<CellWork> = Vec::new();
-        let mut slot_of = crate::hash::FxHashMap::<usize, usize>::default();
+        let mut slot_of = rustc_hash::FxHashMap::<usize, usize>::default();
         let mut slot = |cell: usize, by_cell: &mut Vec<CellWork>| -> usize {
             *slot_of.entry(cell).or_insert_with(|| {
                 by_cell.push(CellWork {

@@ -7,9 +7,8 @@
 //! Requests are de-duplicated (process guid + index; task guid); the first one wins.
 
 use diego_core::{LrpStartRequest, TaskStartRequest};
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
-
-use crate::hash::FxHashSet;
 
 /// The work of one auction round.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use diego_core::router::{
-    Endpoint, HttpProxy, RouteChange, RouteEmitter, RouteKey, Router, RoutingTable, TableRouter,
-    TcpProxy,
+    Endpoint, HttpProxy, HttpProxyBuilder, RouteChange, RouteEmitter, RouteKey, Router,
+    RoutingTable, TableRouter, TcpProxy,
 };
 use diego_core::routes::TcpRoute;
 use diego_core::*;
@@ -128,8 +128,13 @@ struct Proxy {
 }
 
 async fn proxy() -> Proxy {
+    proxy_with(|b| b).await
+}
+
+/// A running proxy, built with `configure`'s settings.
+async fn proxy_with(configure: impl FnOnce(HttpProxyBuilder) -> HttpProxyBuilder) -> Proxy {
     let table = TableRouter::new();
-    let proxy = HttpProxy::builder(table.clone())
+    let proxy = configure(HttpProxy::builder(table.clone()))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -399,20 +404,13 @@ async fn closed_after(c: &mut TcpStream) -> Duration {
 #[tokio::test(start_paused = true)]
 async fn client_connections_get_the_header_read_timeout_between_requests_only() {
     let mut a = backend("a").await;
-    let table = TableRouter::new();
-    table
+    let timeout = Duration::from_secs(10);
+    let p = proxy_with(|b| b.header_read_timeout(timeout)).await;
+    p.table
         .apply(&[set_http("idle.example", vec![endpoint(a.addr.port(), 0)])])
         .await
         .unwrap();
-    let timeout = Duration::from_secs(10);
-    let proxy = HttpProxy::builder(table)
-        .header_read_timeout(timeout)
-        .bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = proxy.local_addr();
-    let cancel = CancellationToken::new();
-    tokio::spawn(proxy.run(cancel.clone()));
+    let addr = p.addr;
 
     // A response taking longer than the timeout is not cut.
     let mut c = TcpStream::connect(addr).await.unwrap();
@@ -449,7 +447,6 @@ async fn client_connections_get_the_header_read_timeout_between_requests_only() 
         waited >= timeout - Duration::from_millis(100) && waited < timeout + Duration::from_secs(2),
         "{waited:?}"
     );
-    cancel.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,6 @@
 
 mod common;
 
-/// How long a test waits for what it expects.
-const LIMIT: Duration = Duration::from_secs(300);
-
 use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +13,9 @@ use diego_core::*;
 use diego_executor::cluster::BackendFactory;
 use diego_executor::Cluster;
 use diego_garden::{ContainerBackend, FakeBackend, FakeScript, FakeStep};
+
+/// How long a test waits for what it expects.
+const LIMIT: Duration = Duration::from_secs(300);
 
 fn fake_backends() -> (BackendFactory, Arc<parking_lot::Mutex<Vec<FakeBackend>>>) {
     let all = Arc::new(parking_lot::Mutex::new(Vec::new()));

@@ -6,9 +6,6 @@
 
 mod common;
 
-/// How long a test waits for what it expects.
-const LIMIT: Duration = Duration::from_secs(90);
-
 use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +15,9 @@ use diego_core::*;
 use diego_executor::cluster::BackendFactory;
 use diego_executor::{Cluster, ExecutorConfig};
 use diego_garden::{ContainerBackend, ProcessBackend};
+
+/// How long a test waits for what it expects.
+const LIMIT: Duration = Duration::from_secs(90);
 
 async fn cluster(name: &str) -> (Cluster, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("diego-e2e-{name}-{}", std::process::id()));

@@ -31,12 +31,12 @@ use diego_core::cell::{process_fingerprint, LrpLineage};
 use diego_core::{CellCapacity, CellId, CellState, LrpStartRequest, ProcessGuid, Resource};
 use rand::rngs::SmallRng;
 use rand::Rng;
+use rustc_hash::FxHashMap;
 
 use crate::diego::score::{lrp_base, lrp_score, resource_base, task_base, task_score, work_term};
 use crate::diego::{DiegoConfig, TieBreak};
 use crate::error::{Error, Shortfall};
 use crate::filter::{filter_error, filter_reach, same_filter_signature, signature_id, FilterReach};
-use crate::hash::FxHashMap;
 
 /// An `f64` as a `u64` whose unsigned order is the float's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -412,11 +412,10 @@ impl DiegoIndex {
                 }
             } else {
                 // Read afresh: forget what was counted here, count the new list.
-                let held = std::mem::take(&mut self.cells[idx].held);
+                let mut held = std::mem::take(&mut self.cells[idx].held);
                 for &p in &held {
                     self.processes.forget(p, i);
                 }
-                let mut held = held;
                 held.clear();
                 for l in &new.lrps {
                     if let Some(p) = self.processes.add(&l.key.process_guid, i) {
@@ -1004,9 +1003,6 @@ mod tests {
         v
     }
 
-    /// Every path of `Processes::track`: never seen, seen (counted by a scan), and a
-    /// filter false positive (a scan that finds nothing), on a filter small enough to
-    /// be full of false positives.
     #[test]
     fn any_equal_finds_a_fingerprint_wherever_it_lies() {
         for len in [0usize, 1, 63, 64, 65, 200] {
@@ -1018,6 +1014,9 @@ mod tests {
         }
     }
 
+    /// Every path of `Processes::track`: never seen, seen (counted by a scan), and a
+    /// filter false positive (a scan that finds nothing), on a filter small enough to
+    /// be full of false positives.
     #[test]
     fn tracking_counts_exactly_whatever_the_filter_says() {
         let names: Vec<String> = (0..1200).map(|i| format!("pre-{i}")).collect();

@@ -11,10 +11,10 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use diego_core::{CellId, CellPresence, CellState, LrpStartRequest, TaskStartRequest};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::hash::FxHashMap;
 
 /// Work the auction asks one cell to start (Diego's `rep.Work`). Its JSON form is the
 /// body of a rep's `POST /work` and of its answer.

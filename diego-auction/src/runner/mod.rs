@@ -65,10 +65,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 pub use cell_client::{CellClient, CellClientFactory, CellRegistry, Work};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::diego::DiegoStrategy;
 use crate::error::Error;
-use crate::hash::{FxHashMap, FxHashSet};
 use crate::results::CellWork;
 use crate::strategy::PlacementStrategy;
 use crate::work::AuctionBatch;

@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use diego_core::{request_id, LrpStartRequest, ProcessGuid, TaskGuid, TaskStartRequest};
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::Notify;
 
-use crate::hash::{FxHashMap, FxHashSet};
 use crate::work::AuctionBatch;
 use crate::Work;
 

@@ -138,7 +138,6 @@ impl HttpCellClient {
         &self.base
     }
 
-    /// The URL of the route made of `segments` (each escaped as one path segment).
     /// `/v1/lrps/{process_guid}/instances/{instance_guid}[/{action}]` on this rep.
     fn instance_url(
         &self,
@@ -159,6 +158,7 @@ impl HttpCellClient {
         }
     }
 
+    /// The URL of the route made of `segments` (each escaped as one path segment).
     fn url(&self, segments: &[&str]) -> diego_core::Result<reqwest::Url> {
         let invalid = || {
             Error::Unavailable(format!(
