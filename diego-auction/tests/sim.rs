@@ -135,3 +135,47 @@ fn simulated_cells_refuse_what_does_not_fit() {
     });
     assert_eq!(evac.perform(&batch, &work).lrps.len(), 2);
 }
+
+/// The `diego-sim` program: a shipped scenario and a scenario file side by side, results
+/// written where `--out` says; an unknown scenario is an error naming the shipped ones.
+#[test]
+fn the_diego_sim_program_runs_scenarios_and_writes_results() {
+    let exe = env!("CARGO_BIN_EXE_diego-sim");
+    let dir = std::env::temp_dir().join(format!("diego-sim-cli-{}", std::process::id()));
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/zone-balance.toml");
+    let out = std::process::Command::new(exe)
+        .args(["small-cold-start", file.to_str().unwrap(), "--quiet"])
+        .args([
+            "--strategies",
+            "diego,spread",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["small-cold-start", "zone-balance"] {
+        let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json["strategies"][0]["strategy"], "diego");
+        assert_eq!(json["strategies"][1]["strategy"], "spread");
+        assert!(dir.join(format!("{name}-summary.csv")).exists());
+        assert!(dir.join(format!("{name}-instances-per-cell.svg")).exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let out = std::process::Command::new(exe)
+        .args(["no-such-scenario", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no scenario \"no-such-scenario\"") && err.contains("headline"),
+        "{err}"
+    );
+}
