@@ -899,6 +899,35 @@ fn any_equal(fingerprints: &[u32], f: u32) -> bool {
         .any(|c| c.iter().fold(false, |found, &x| found | (x == f)))
 }
 
+/// Four distinct bits of a 64-bit word per entry, drawn from a splitmix64 sequence:
+/// the bits a [`Bloom`] entry sets.
+static BLOOM_BITS: [u64; 4096] = bloom_bits();
+
+const fn bloom_bits() -> [u64; 4096] {
+    let mut table = [0u64; 4096];
+    let mut state: u64 = 0x1234_5678_9abc_def0;
+    let mut i = 0;
+    while i < table.len() {
+        let mut bits = 0u64;
+        let mut set = 0;
+        while set < 4 {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let bit = 1u64 << (z & 63);
+            if bits & bit == 0 {
+                bits |= bit;
+                set += 1;
+            }
+        }
+        table[i] = bits;
+        i += 1;
+    }
+    table
+}
+
 /// A Bloom filter of process-guid [fingerprints](process_fingerprint), blocked: the
 /// four bits of a guid lie in one 64-bit word, so an insertion or a query reads one
 /// word. Never a false negative.
@@ -915,19 +944,14 @@ impl Bloom {
         self.words.resize(bits / 64, 0);
     }
 
-    /// The word and the bits within it of a fingerprint.
+    /// The word and the bits within it of a fingerprint. Fingerprints are hashes
+    /// already: one multiplication spreads one over the word index, and its top twelve
+    /// bits pick the four bits from [`BLOOM_BITS`] — a table read in place of four
+    /// variable shifts, which made up most of an insertion's cost.
     #[inline]
     fn place(mask: usize, fingerprint: u32) -> (usize, u64) {
-        let mut x = u64::from(fingerprint).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x ^= x >> 29;
-        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x ^= x >> 32;
-        let word = (x as usize) & mask;
-        let bits = 1u64 << ((x >> 40) & 63)
-            | 1u64 << ((x >> 46) & 63)
-            | 1u64 << ((x >> 52) & 63)
-            | 1u64 << ((x >> 58) & 63);
-        (word, bits)
+        let x = u64::from(fingerprint).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (((x >> 24) as usize) & mask, BLOOM_BITS[(x >> 52) as usize])
     }
 
     fn mask(&self) -> usize {
@@ -1011,6 +1035,34 @@ mod tests {
                 assert!(any_equal(&fps, f), "len {len}, at {i}");
             }
             assert!(!any_equal(&fps, 0), "len {len}: 0 is not there");
+        }
+    }
+
+    /// At the size `reset` gives it, the filter never forgets a fingerprint and answers
+    /// "maybe" for few others (each such answer costs a scan of the cells), whatever
+    /// the guids look like: the table of bits and the one multiplication spread them.
+    #[test]
+    fn the_filter_has_no_false_negatives_and_few_false_positives() {
+        for (entries, name) in [(100_000, "pre-cell-{}"), (20_000, "{}"), (1_000, "x")] {
+            let mut bloom = Bloom::default();
+            bloom.reset(entries);
+            let fps: Vec<u32> = (0..entries)
+                .map(|i| process_fingerprint(&format!("{}-{i}", name.replace("{}", "p"))))
+                .collect();
+            bloom.insert_all(&fps);
+            assert!(
+                fps.iter().all(|&f| bloom.may_contain(f)),
+                "{entries}: a false negative"
+            );
+            let queries = 200_000;
+            let positives = (0..queries)
+                .filter(|i| bloom.may_contain(process_fingerprint(&format!("app-{i}"))))
+                .count();
+            let rate = positives as f64 / f64::from(queries);
+            assert!(
+                rate < 0.002,
+                "{entries} entries: false positive rate {rate}"
+            );
         }
     }
 
