@@ -468,6 +468,339 @@ async fn the_proxy_stops_on_cancel() {
     assert!(TcpStream::connect(addr).await.is_err());
 }
 
+// ------------------------------------------------- HTTP proxy: the endpoint connection
+
+/// What a [`raw_backend`] received: each request (head and body as sent), and the
+/// connections it accepted.
+#[derive(Clone, Default)]
+struct RawLog {
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RawLog {
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What a [`raw_backend`] does with a request.
+enum Answer {
+    /// Writes these bytes and waits for the next request.
+    Send(Vec<u8>),
+    /// Writes these bytes and closes the connection.
+    SendAndClose(Vec<u8>),
+    /// Writes these bytes without reading the request body, then holds the connection.
+    SendEarlyAndHold(Vec<u8>),
+}
+
+/// Reads one request head off `s` into `buf` (which keeps what follows it).
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..end + 4).collect();
+            return Some(String::from_utf8(head).unwrap());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads the rest of a request body as framed by `head` (length, or chunked up to the
+/// last chunk), raw.
+async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, head: &str) -> Option<String> {
+    let lower = head.to_ascii_lowercase();
+    let done = |buf: &Vec<u8>| -> Option<usize> {
+        if lower.contains("transfer-encoding: chunked") {
+            buf.windows(5)
+                .position(|w| w == b"0\r\n\r\n")
+                .map(|p| p + 5)
+        } else {
+            let len = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            (buf.len() >= len).then_some(len)
+        }
+    };
+    loop {
+        if let Some(n) = done(buf) {
+            let body: Vec<u8> = buf.drain(..n).collect();
+            return Some(String::from_utf8(body).unwrap());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// An endpoint speaking raw HTTP/1.1 bytes: `answer` picks the reply to each request
+/// from its head.
+async fn raw_backend(answer: fn(&str) -> Answer) -> (SocketAddr, RawLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = RawLog::default();
+    let shared = log.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            shared
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let log = shared.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(head) = read_head(&mut s, &mut buf).await {
+                    let reply = answer(&head);
+                    if let Answer::SendEarlyAndHold(bytes) = reply {
+                        log.requests.lock().unwrap().push(head);
+                        s.write_all(&bytes).await.unwrap();
+                        tokio::time::sleep(PATIENCE * 3).await;
+                        return;
+                    }
+                    let Some(body) = read_body(&mut s, &mut buf, &head).await else {
+                        return;
+                    };
+                    log.requests.lock().unwrap().push(format!("{head}{body}"));
+                    match reply {
+                        Answer::Send(bytes) => s.write_all(&bytes).await.unwrap(),
+                        Answer::SendAndClose(bytes) => {
+                            s.write_all(&bytes).await.unwrap();
+                            return;
+                        }
+                        Answer::SendEarlyAndHold(_) => unreachable!(),
+                    }
+                }
+            });
+        }
+    });
+    (addr, log)
+}
+
+/// Sends raw `request` bytes to the proxy on a new connection; returns everything it
+/// answered until it closed (the request asks it to close).
+async fn raw_exchange(proxy: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_reach_the_endpoint_by_length_or_chunked() {
+    let (addr, log) = raw_backend(|_| Answer::Send(ok("got it"))).await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("up.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    // A body of known length goes with its length.
+    let resp = p
+        .client
+        .post(format!("http://{}/len", p.addr))
+        .header("host", "up.example")
+        .body("0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "got it");
+    // A chunked one goes chunked (the client's chunks re-framed), and the client's
+    // `Expect: 100-continue` is answered by the proxy, not passed on.
+    let out = raw_exchange(
+        p.addr,
+        b"POST /chunked HTTP/1.1\r\nhost: up.example\r\nconnection: close\r\nexpect: 100-continue\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(out.ends_with("got it"), "{out}");
+    // A GET without a body gets no framing header at all.
+    assert_eq!(
+        p.text("up.example", "/plain").await,
+        (200, "got it".to_owned())
+    );
+    let requests = log.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let (len, chunked, plain) = (&requests[0], &requests[1], &requests[2]);
+    assert!(len.starts_with("POST /len HTTP/1.1\r\n"), "{len}");
+    assert!(len.contains("content-length: 10\r\n"), "{len}");
+    assert!(len.ends_with("\r\n\r\n0123456789"), "{len}");
+    assert!(
+        chunked.contains("transfer-encoding: chunked\r\n"),
+        "{chunked}"
+    );
+    assert!(
+        !chunked.to_ascii_lowercase().contains("expect"),
+        "{chunked}"
+    );
+    assert!(!chunked.contains("content-length"), "{chunked}");
+    assert!(
+        chunked.ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        "{chunked}"
+    );
+    assert!(plain.starts_with("GET /plain HTTP/1.1\r\n"), "{plain}");
+    assert!(
+        !plain.contains("content-length") && !plain.contains("transfer-encoding"),
+        "{plain}"
+    );
+    // One connection carried all three.
+    assert_eq!(log.connections(), 1);
+}
+
+fn framings(head: &str) -> Answer {
+    let path = head.split(' ').nth(1).unwrap_or("");
+    match path {
+        "/chunked" => Answer::Send(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+        ),
+        "/head" => Answer::Send(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n".to_vec()),
+        "/nocontent" => Answer::Send(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+        "/interim" => Answer::Send(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\ninterim".to_vec(),
+        ),
+        "/close" => Answer::SendAndClose(b"HTTP/1.0 200 OK\r\n\r\nuntil the end".to_vec()),
+        "/short" => Answer::SendAndClose(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ncut short".to_vec(),
+        ),
+        "/garbage" => Answer::SendAndClose(b"SMTP ready\r\n\r\n".to_vec()),
+        _ => Answer::Send(ok("plain")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_framing_reaches_the_client() {
+    let (addr, log) = raw_backend(framings).await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("fr.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    assert_eq!(
+        p.text("fr.example", "/chunked").await,
+        (200, "hello world".to_owned())
+    );
+    let head = p
+        .client
+        .head(format!("http://{}/head", p.addr))
+        .header("host", "fr.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "11");
+    assert_eq!(
+        p.text("fr.example", "/nocontent").await,
+        (204, String::new())
+    );
+    assert_eq!(
+        p.text("fr.example", "/interim").await,
+        (200, "interim".to_owned())
+    );
+    // All of these kept the endpoint's connection alive: one so far.
+    assert_eq!(log.connections(), 1);
+    // A body that ends with the connection.
+    assert_eq!(
+        p.text("fr.example", "/close").await,
+        (200, "until the end".to_owned())
+    );
+    assert_eq!(p.text("fr.example", "/").await, (200, "plain".to_owned()));
+    assert_eq!(log.connections(), 2, "the closed connection was not reused");
+    // A body cut short reaches the client as an error, not as a complete answer.
+    let short = match p.get("fr.example", "/short").send().await {
+        Ok(resp) => resp.text().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(short.is_err(), "a body cut short read as complete");
+    // An endpoint that does not speak HTTP: 502.
+    assert_eq!(p.text("fr.example", "/garbage").await.0, 502);
+    assert_eq!(p.text("fr.example", "/").await, (200, "plain".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_the_endpoint_closed_is_replaced_unseen() {
+    // The endpoint closes every connection after one answer, without saying so.
+    let (addr, log) = raw_backend(|_| Answer::SendAndClose(ok("once"))).await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("once.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        assert_eq!(p.text("once.example", "/").await, (200, "once".to_owned()));
+    }
+    assert_eq!(log.connections(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_stops_the_upload() {
+    // The endpoint answers 413 as soon as it has the head, and reads nothing more.
+    let (addr, _log) = raw_backend(|_| {
+        Answer::SendEarlyAndHold(
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!".to_vec(),
+        )
+    })
+    .await;
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http("big.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    let size = 64 << 20;
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!("POST /up HTTP/1.1\r\nhost: big.example\r\ncontent-length: {size}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    // The client keeps sending (until the proxy stops reading).
+    tokio::spawn(async move {
+        let block = vec![b'x'; 1 << 16];
+        for _ in 0..(size >> 16) {
+            if wr.write_all(&block).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !out.ends_with(b"too big!") {
+        let n = tokio::time::timeout(PATIENCE, rd.read(&mut chunk))
+            .await
+            .expect("the early answer within the patience")
+            .unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        out.starts_with(b"HTTP/1.1 413 "),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
 // ---------------------------------------------------------------- TCP proxy
 
 /// A TCP app answering `<name>:<what it read>` and closing.

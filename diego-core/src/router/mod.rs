@@ -57,6 +57,7 @@
 //! ```
 
 mod emitter;
+mod http1;
 mod pool;
 mod proxy;
 mod table;

@@ -1,105 +1,23 @@
 //! Keep-alive HTTP/1 connections to endpoints, pooled per endpoint address (private to
 //! the HTTP proxy).
 //!
-//! A connection is driven by the task of the request using it (no task per backend
-//! connection, no hop between tasks per request). It goes back to its pool when the
-//! response body it carried has been read to the end; one whose body was abandoned is
-//! closed. Idle connections expire after the idle timeout; one the backend closed while
+//! A connection is used by the task of the request using it (no task per backend
+//! connection, no hop between tasks per request; see [`super::http1`]). It goes back to
+//! its pool when the response body it carried has been read to the end; one whose body
+//! was abandoned is closed. Idle connections expire after the idle timeout; one the backend closed while
 //! idle is noticed when next taken. This module knows addresses and connections, not
 //! routes.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{Connection, SendRequest};
-use hyper::client::conn::TrySendError;
 use hyper::http::uri::Authority;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpStream;
 
+pub(crate) use super::http1::BackendConn;
 use super::table::Target;
-
-/// The connection half of a [`BackendConn`].
-type Conn = Connection<TokioIo<TcpStream>, Incoming>;
-
-/// One keep-alive HTTP/1 connection to a backend: the handle that sends requests, and
-/// the connection itself, polled by whoever uses the handle.
-pub(crate) struct BackendConn {
-    sender: SendRequest<Incoming>,
-    /// `None` once the connection ended.
-    conn: Option<Pin<Box<Conn>>>,
-}
-
-impl std::fmt::Debug for BackendConn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendConn")
-            .field("open", &self.conn.is_some())
-            .finish()
-    }
-}
-
-impl BackendConn {
-    /// Drives the connection; notes when it ended.
-    pub(crate) fn poll_conn(&mut self, cx: &mut Context<'_>) {
-        if let Some(conn) = self.conn.as_mut() {
-            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "router: backend connection ended with an error");
-                }
-                // Dropping it cancels whatever still waits on it.
-                self.conn = None;
-            }
-        }
-    }
-
-    /// Whether the connection is gone.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.conn.is_none() || self.sender.is_closed()
-    }
-
-    /// Waits until a request can be sent; `Err` when the connection is gone.
-    pub(crate) async fn ready(&mut self) -> Result<(), ()> {
-        std::future::poll_fn(|cx| {
-            self.poll_conn(cx);
-            match self.sender.poll_ready(cx) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-                Poll::Ready(Err(_)) => Poll::Ready(Err(())),
-                Poll::Pending if self.conn.is_none() => Poll::Ready(Err(())),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    }
-
-    /// Sends `req` and waits for the response head, driving the connection meanwhile.
-    /// The error gives the request back when it was not sent.
-    pub(crate) async fn send(
-        &mut self,
-        req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Incoming>>> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(req));
-        let conn = &mut self.conn;
-        std::future::poll_fn(|cx| {
-            if let Some(c) = conn.as_mut() {
-                if let Poll::Ready(result) = c.as_mut().poll(cx) {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "router: backend connection failed");
-                    }
-                    *conn = None;
-                }
-            }
-            response.as_mut().poll(cx)
-        })
-        .await
-    }
-}
 
 /// Idle connections kept per endpoint at most.
 const MAX_IDLE_PER_ENDPOINT: usize = 512;
@@ -131,8 +49,6 @@ pub(crate) enum ConnectError {
     Io(#[from] std::io::Error),
     #[error("connecting timed out")]
     Timeout,
-    #[error("HTTP handshake failed: {0}")]
-    Handshake(#[from] hyper::Error),
 }
 
 impl ConnectionPools {
@@ -168,17 +84,7 @@ impl ConnectionPools {
             .await
             .map_err(|_| ConnectError::Timeout)??;
         stream.set_nodelay(true)?;
-        // One flat buffer per write (head and body copied together) rather than a
-        // vectored write: proxied requests are mostly small, and the copy is cheaper than
-        // the kernel's walk over several buffers (see `serve_connection`).
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .writev(false)
-            .handshake(TokioIo::new(stream))
-            .await?;
-        Ok(BackendConn {
-            sender,
-            conn: Some(Box::pin(conn)),
-        })
+        Ok(BackendConn::new(stream))
     }
 
     /// Drops expired idle connections, and the pools left empty.

@@ -1,4 +1,6 @@
-//! [`HttpProxy`]: the HTTP reverse proxy of the default router (hyper 1).
+//! [`HttpProxy`]: the HTTP reverse proxy of the default router: hyper 1 serves the
+//! clients; requests go on to the endpoints over the proxy's own HTTP/1.1 client
+//! connections (`http1`).
 //!
 //! A request is routed by its `Host` header (port stripped, case-insensitive) to the
 //! endpoints of that host in the [`TableRouter`], round robin. A refused connection (or
@@ -30,12 +32,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::pool::{BackendConn, ConnectionPools, EndpointPool};
+use super::http1::BackendBody;
+use super::pool::ConnectionPools;
 use super::table::{Pool, TableRouter};
 use crate::error::{Error, Result};
 
 /// The body of the proxy's responses: the backend's, streamed, or one of its own.
-type ProxyBody = Either<PooledBody, Full<Bytes>>;
+type ProxyBody = Either<BackendBody, Full<Bytes>>;
 
 /// The header read timeout when none is set.
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,7 +189,9 @@ impl HttpProxy {
             // Nagle only delays small proxied responses.
             let _ = stream.set_nodelay(true);
             let state = self.state.clone();
-            let cancel = cancel.clone();
+            // A token of its own: the connection looks at it on every wake-up, and a
+            // shared token is one lock every connection of every worker takes.
+            let cancel = cancel.child_token();
             tracker.spawn(serve_connection(state, stream, peer, cancel));
         }
         drop(self.listener);
@@ -432,13 +437,12 @@ async fn forward(
             parts.headers.insert(header::HOST, v);
         }
     }
-    // Backends get the origin form (`/path?query`).
+    // Backends get the origin form (`/path?query`), over HTTP/1.1.
     parts.uri = parts
         .uri
         .path_and_query()
         .cloned()
         .map_or_else(|| Uri::from_static("/"), Uri::from);
-    parts.version = hyper::Version::HTTP_11;
     let mut req = Request::from_parts(parts, body);
     for target in pool.round() {
         if let Some(v) = &target.instance_header {
@@ -448,7 +452,7 @@ async fn forward(
         let conns = state.pools.pool(target);
         // Idle connections first, then a new one.
         loop {
-            let (mut backend, reused) = match conns.take(state.pools.idle_timeout()) {
+            let (backend, reused) = match conns.take(state.pools.idle_timeout()) {
                 Some(s) => (s, true),
                 None => match state.pools.connect(target).await {
                     Ok(s) => (s, false),
@@ -459,31 +463,21 @@ async fn forward(
                     }
                 },
             };
-            if backend.ready().await.is_err() {
-                if reused {
-                    continue; // it closed while idle
+            match backend.send(&mut req, conns.clone()).await {
+                Ok((head, body)) => {
+                    let mut resp = Response::new(Either::Left(body));
+                    *resp.status_mut() = head.status;
+                    *resp.headers_mut() = head.headers;
+                    strip_hop_by_hop(resp.headers_mut());
+                    return resp;
                 }
-                return plain(
-                    StatusCode::BAD_GATEWAY,
-                    "the instance closed the connection\n",
-                );
-            }
-            match backend.send(req).await {
-                Ok(resp) => {
-                    let (mut parts, body) = resp.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    let body = PooledBody::new(body, backend, conns);
-                    return Response::from_parts(parts, Either::Left(body));
+                // A kept-alive connection the endpoint had closed: again, on another.
+                Err(e) if reused && e.retryable => continue,
+                Err(e) => {
+                    tracing::debug!(endpoint = %target.authority, error = %e,
+                        "router: endpoint failed");
+                    return plain(StatusCode::BAD_GATEWAY, "the instance failed to answer\n");
                 }
-                Err(mut e) => match e.take_message() {
-                    // Not sent (a kept-alive connection the backend had closed): retry.
-                    Some(unsent) if reused => req = unsent,
-                    _ => {
-                        tracing::debug!(endpoint = %target.authority, error = %e.error(),
-                            "router: endpoint failed");
-                        return plain(StatusCode::BAD_GATEWAY, "the instance failed to answer\n");
-                    }
-                },
             }
         }
     }
@@ -564,65 +558,6 @@ fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-/// A backend's response body; once read to the end, its connection goes back to the
-/// endpoint's pool (a body dropped before its end closes the connection).
-#[derive(Debug)]
-struct PooledBody {
-    inner: Incoming,
-    conn: Option<(BackendConn, Arc<EndpointPool>)>,
-}
-
-impl PooledBody {
-    fn new(inner: Incoming, backend: BackendConn, pool: Arc<EndpointPool>) -> Self {
-        let mut body = PooledBody {
-            inner,
-            conn: Some((backend, pool)),
-        };
-        if body.inner.is_end_stream() {
-            body.release();
-        }
-        body
-    }
-
-    fn release(&mut self) {
-        if let Some((backend, pool)) = self.conn.take() {
-            pool.put(backend);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        // The connection is driven here: it feeds the body.
-        if let Some((backend, _)) = this.conn.as_mut() {
-            backend.poll_conn(cx);
-        }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

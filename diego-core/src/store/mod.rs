@@ -206,7 +206,7 @@ impl WriteOp {
     }
 }
 
-/// A fencing condition on a whole batch: the named [`Lock`](crate::lock::Lock) must still
+/// A fencing condition on a whole batch: the named [`Lock`] must still
 /// carry this fencing token when the batch is applied (checked in the same transaction).
 ///
 /// A process that lost its lease (paused, partitioned) and wakes up still holding an old
