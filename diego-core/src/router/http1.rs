@@ -138,12 +138,12 @@ impl BackendConn {
             // A write that failed may still have a response waiting (an endpoint that
             // answered and closed): read it; without one, report the write's error.
             Err(e) => match self.read_head(req.method(), &mut progress).await {
-                Ok(head) => return self.respond(head, false, pool),
+                Ok(head) => return Ok(self.respond(head, false, pool)),
                 Err(_) => return Err(fail(e, &progress)),
             },
         };
         match self.read_head(req.method(), &mut progress).await {
-            Ok(head) => self.respond(head, upload_complete, pool),
+            Ok(head) => Ok(self.respond(head, upload_complete, pool)),
             Err(e) => Err(fail(e, &progress)),
         }
     }
@@ -154,10 +154,10 @@ impl BackendConn {
         head: ParsedHead,
         upload_complete: bool,
         pool: Arc<EndpointPool>,
-    ) -> Result<(ResponseHead, BackendBody), SendError> {
+    ) -> (ResponseHead, BackendBody) {
         let reusable = upload_complete && head.keep_alive && head.body != BodyFraming::UntilClose;
         let body = BackendBody::new(self, head.body, reusable.then_some(pool));
-        Ok((head.head, body))
+        (head.head, body)
     }
 
     /// Writes the head in `out` and the body of `req`. `Ok(false)`: a response began
