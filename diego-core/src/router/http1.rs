@@ -41,6 +41,10 @@ const MAX_CHUNK_LINE: usize = 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
 /// How much is read from the socket at a time, at least.
 const READ_SIZE: usize = 8 * 1024;
+/// Body data up to this size is copied out of the connection's buffer rather than split
+/// off it: the buffer then stays the connection's alone and is read into again, where a
+/// split would make the next read allocate a new one (most proxied bodies are small).
+const COPY_BELOW: usize = 4 * 1024;
 /// Request body bytes gathered before they are written.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -570,7 +574,7 @@ impl Body for BackendBody {
                         if *remaining == 0 {
                             this.state = BodyState::Done;
                         }
-                        Some(conn.buf.split_to(take).freeze())
+                        Some(take_data(&mut conn.buf, take))
                     }
                 }
                 BodyState::UntilClose => (!conn.buf.is_empty()).then(|| conn.buf.split().freeze()),
@@ -680,7 +684,7 @@ impl ChunkedDecoder {
                     } else {
                         ChunkState::Data(left)
                     };
-                    return Ok(Chunk::Data(buf.split_to(take).freeze()));
+                    return Ok(Chunk::Data(take_data(buf, take)));
                 }
                 ChunkState::DataEnd => {
                     if buf.len() < 2 {
@@ -730,6 +734,17 @@ impl ChunkedDecoder {
         } else {
             false
         }
+    }
+}
+
+/// The first `n` bytes of `buf`, taken off it (copied when small, see [`COPY_BELOW`]).
+fn take_data(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n < COPY_BELOW {
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        data
+    } else {
+        buf.split_to(n).freeze()
     }
 }
 

@@ -8,7 +8,7 @@
 //! idle is noticed when next taken. This module knows addresses and connections, not
 //! routes.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ const MAX_IDLE_PER_ENDPOINT: usize = 512;
 /// Every endpoint's pool.
 #[derive(Debug)]
 pub(crate) struct ConnectionPools {
-    pools: RwLock<HashMap<Authority, Arc<EndpointPool>>>,
+    pools: RwLock<FxHashMap<Authority, Arc<EndpointPool>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -54,7 +54,7 @@ pub(crate) enum ConnectError {
 impl ConnectionPools {
     pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         ConnectionPools {
-            pools: RwLock::new(HashMap::new()),
+            pools: RwLock::new(FxHashMap::default()),
             connect_timeout,
             idle_timeout,
         }

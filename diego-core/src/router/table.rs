@@ -7,7 +7,7 @@
 //! valid after a change, so removing an endpoint never disturbs a request in flight.
 //! This module knows endpoints and routes, not LRPs or sockets.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -40,11 +40,13 @@ struct Inner {
     version: watch::Sender<u64>,
 }
 
-/// A read-only snapshot of the table, ready for the request path.
+/// A read-only snapshot of the table, ready for the request path. Its maps use the Fx
+/// hash, not a keyed one: their keys come from the routing table, never from requests
+/// (a request's host is only looked up), so no client can fill them with collisions.
 #[derive(Debug, Default)]
 pub(crate) struct LiveTable {
-    pub(crate) http: HashMap<String, Arc<Pool>>,
-    pub(crate) tcp: HashMap<u16, Arc<Pool>>,
+    pub(crate) http: FxHashMap<String, Arc<Pool>>,
+    pub(crate) tcp: FxHashMap<u16, Arc<Pool>>,
 }
 
 /// The endpoints of one route and its round-robin position.
