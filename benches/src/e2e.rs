@@ -28,13 +28,34 @@ async fn count_running(c: &Cluster) -> anyhow::Result<usize> {
 async fn wait_running(c: &Cluster, n: usize, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while count_running(c).await? < n {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "not all {n} instances RUNNING within {limit:?}"
-        );
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "not all {n} instances RUNNING within {limit:?}: {}",
+                instance_summary(c).await?
+            );
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Ok(())
+}
+
+/// How many instances are in each state, and the first crash reasons and placement
+/// errors: what a failed wait reports.
+async fn instance_summary(c: &Cluster) -> anyhow::Result<String> {
+    let rows = c.bbs().actual_lrps(&ActualLrpFilter::default()).await?;
+    let mut states = std::collections::BTreeMap::<String, usize>::new();
+    let mut reasons = std::collections::BTreeSet::new();
+    for r in &rows {
+        *states
+            .entry(format!("{:?}/{:?}", r.state, r.presence))
+            .or_default() += 1;
+        for reason in [&r.crash_reason, &r.placement_error] {
+            if !reason.is_empty() && reasons.len() < 5 {
+                reasons.insert(reason.clone());
+            }
+        }
+    }
+    Ok(format!("{states:?}, reasons {reasons:?}"))
 }
 
 async fn fake_cluster_rate() -> anyhow::Result<f64> {

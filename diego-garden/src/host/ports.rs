@@ -12,8 +12,15 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct PortPool {
     range: RangeInclusive<u16>,
-    state: Mutex<(BTreeSet<u16>, u16)>,
+    /// Where the next search starts.
+    next: Mutex<u16>,
 }
+
+/// The ports leased by every pool of this process. Several backends of one process (the
+/// cells of a local cluster) lease from the same range, and a port one of them has
+/// leased is still bindable until its process binds it: without a common set, two
+/// containers could be given the same port and one of them would fail to listen.
+static LEASED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 fn bindable(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
@@ -29,34 +36,35 @@ impl PortPool {
         let start = range.start().saturating_add(offset);
         PortPool {
             range,
-            state: Mutex::new((BTreeSet::new(), start)),
+            next: Mutex::new(start),
         }
     }
 
     /// Leases `requested`, or any free port of the range when it is 0.
     pub(crate) fn lease(&self, requested: u16) -> Result<u16> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut leased = LEASED.lock().unwrap_or_else(|p| p.into_inner());
         if requested != 0 {
-            if state.0.contains(&requested) || !bindable(requested) {
+            if leased.contains(&requested) || !bindable(requested) {
                 return Err(Error::InsufficientResources {
                     reason: format!("host port {requested} is in use"),
                 });
             }
-            state.0.insert(requested);
+            leased.insert(requested);
             return Ok(requested);
         }
+        let mut next_free = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let (start, end) = (*self.range.start(), *self.range.end());
         let size = u32::from(end - start) + 1;
-        let mut candidate = state.1.clamp(start, end);
+        let mut candidate = next_free.clamp(start, end);
         for _ in 0..size {
             let next = if candidate == end {
                 start
             } else {
                 candidate + 1
             };
-            if !state.0.contains(&candidate) && bindable(candidate) {
-                state.0.insert(candidate);
-                state.1 = next;
+            if !leased.contains(&candidate) && bindable(candidate) {
+                leased.insert(candidate);
+                *next_free = next;
                 return Ok(candidate);
             }
             candidate = next;
@@ -68,8 +76,8 @@ impl PortPool {
 
     /// Returns a leased port.
     pub(crate) fn release(&self, port: u16) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.0.remove(&port);
+        let mut leased = LEASED.lock().unwrap_or_else(|p| p.into_inner());
+        leased.remove(&port);
     }
 }
 
@@ -91,5 +99,35 @@ mod tests {
         assert!(pool.lease(busy_port).is_err(), "a bound port is leased");
         pool.release(a);
         assert_eq!(pool.lease(a).unwrap(), a);
+        pool.release(a);
+        pool.release(b);
+    }
+
+    /// Two backends of one process over the same range never get the same port, though
+    /// nothing binds the ports they lease.
+    #[test]
+    fn pools_of_one_process_never_lease_the_same_port() {
+        let probe = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let first = probe.local_addr().unwrap().port().saturating_add(100);
+        drop(probe);
+        let range = first..=first.saturating_add(7);
+        let (one, two) = (PortPool::new(range.clone()), PortPool::new(range));
+        let mut leased = BTreeSet::new();
+        loop {
+            let got: Vec<u16> = [&one, &two]
+                .iter()
+                .filter_map(|pool| pool.lease(0).ok())
+                .collect();
+            if got.is_empty() {
+                break;
+            }
+            for p in got {
+                assert!(leased.insert(p), "port {p} leased twice");
+            }
+        }
+        assert!(!leased.is_empty(), "no port of the range was free");
+        for p in leased {
+            one.release(p);
+        }
     }
 }
