@@ -498,12 +498,18 @@ enum Answer {
     SendEarlyAndHold(Vec<u8>),
 }
 
-/// Reads one request head off `s` into `buf` (which keeps what follows it).
-async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+/// Reads from `s` into `buf` until `found` says how many of its first bytes make the
+/// wanted piece; takes that piece off `buf` (which keeps what follows). `None` when the
+/// connection ends first.
+async fn read_until(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    found: impl Fn(&[u8]) -> Option<usize>,
+) -> Option<String> {
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head: Vec<u8> = buf.drain(..end + 4).collect();
-            return Some(String::from_utf8(head).unwrap());
+        if let Some(n) = found(buf) {
+            let piece: Vec<u8> = buf.drain(..n).collect();
+            return Some(String::from_utf8(piece).unwrap());
         }
         let mut chunk = [0u8; 4096];
         let n = s.read(&mut chunk).await.ok()?;
@@ -514,35 +520,33 @@ async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     }
 }
 
+/// Reads one request head off `s`.
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    read_until(s, buf, |b| {
+        b.windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|end| end + 4)
+    })
+    .await
+}
+
 /// Reads the rest of a request body as framed by `head` (length, or chunked up to the
 /// last chunk), raw.
 async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, head: &str) -> Option<String> {
     let lower = head.to_ascii_lowercase();
-    let done = |buf: &Vec<u8>| -> Option<usize> {
-        if lower.contains("transfer-encoding: chunked") {
-            buf.windows(5)
-                .position(|w| w == b"0\r\n\r\n")
-                .map(|p| p + 5)
+    let chunked = lower.contains("transfer-encoding: chunked");
+    let len = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+    read_until(s, buf, |b| {
+        if chunked {
+            b.windows(5).position(|w| w == b"0\r\n\r\n").map(|p| p + 5)
         } else {
-            let len = lower
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-            (buf.len() >= len).then_some(len)
+            (b.len() >= len).then_some(len)
         }
-    };
-    loop {
-        if let Some(n) = done(buf) {
-            let body: Vec<u8> = buf.drain(..n).collect();
-            return Some(String::from_utf8(body).unwrap());
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    })
+    .await
 }
 
 /// An endpoint speaking raw HTTP/1.1 bytes: `answer` picks the reply to each request
