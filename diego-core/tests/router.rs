@@ -154,6 +154,16 @@ async fn proxy_with(configure: impl FnOnce(HttpProxyBuilder) -> HttpProxyBuilder
     }
 }
 
+/// A running proxy routing `host` to the one endpoint at `addr`.
+async fn proxy_to(host: &str, addr: SocketAddr) -> Proxy {
+    let p = proxy().await;
+    p.table
+        .apply(&[set_http(host, vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    p
+}
+
 impl Proxy {
     fn get(&self, host: &str, path: &str) -> reqwest::RequestBuilder {
         self.client
@@ -236,11 +246,7 @@ async fn counting_backend() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_connections_are_kept_alive_and_reused() {
     let (addr, accepted) = counting_backend().await;
-    let p = proxy().await;
-    p.table
-        .apply(&[set_http("pool.example", vec![endpoint(addr.port(), 0)])])
-        .await
-        .unwrap();
+    let p = proxy_to("pool.example", addr).await;
     for _ in 0..20 {
         assert_eq!(
             p.text("pool.example", "/").await,
@@ -616,11 +622,7 @@ fn ok(body: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_reach_the_endpoint_by_length_or_chunked() {
     let (addr, log) = raw_backend(|_| Answer::Send(ok("got it"))).await;
-    let p = proxy().await;
-    p.table
-        .apply(&[set_http("up.example", vec![endpoint(addr.port(), 0)])])
-        .await
-        .unwrap();
+    let p = proxy_to("up.example", addr).await;
     // A body of known length goes with its length.
     let resp = p
         .client
@@ -695,11 +697,7 @@ fn framings(head: &str) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_framing_reaches_the_client() {
     let (addr, log) = raw_backend(framings).await;
-    let p = proxy().await;
-    p.table
-        .apply(&[set_http("fr.example", vec![endpoint(addr.port(), 0)])])
-        .await
-        .unwrap();
+    let p = proxy_to("fr.example", addr).await;
     assert_eq!(
         p.text("fr.example", "/chunked").await,
         (200, "hello world".to_owned())
@@ -745,11 +743,7 @@ async fn every_response_framing_reaches_the_client() {
 async fn a_kept_alive_connection_the_endpoint_closed_is_replaced_unseen() {
     // The endpoint closes every connection after one answer, without saying so.
     let (addr, log) = raw_backend(|_| Answer::SendAndClose(ok("once"))).await;
-    let p = proxy().await;
-    p.table
-        .apply(&[set_http("once.example", vec![endpoint(addr.port(), 0)])])
-        .await
-        .unwrap();
+    let p = proxy_to("once.example", addr).await;
     for _ in 0..10 {
         assert_eq!(p.text("once.example", "/").await, (200, "once".to_owned()));
     }
@@ -765,11 +759,7 @@ async fn an_early_answer_stops_the_upload() {
         )
     })
     .await;
-    let p = proxy().await;
-    p.table
-        .apply(&[set_http("big.example", vec![endpoint(addr.port(), 0)])])
-        .await
-        .unwrap();
+    let p = proxy_to("big.example", addr).await;
     let size = 64 << 20;
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     s.write_all(

@@ -17,7 +17,7 @@
 //! forwarded: hyper's server side has answered the client's `100-continue` by the time
 //! the body is read, so the endpoint is sent the body at once.
 
-use std::io;
+use std::io::{self, Write};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -210,7 +210,8 @@ impl BackendConn {
                     if let Ok(data) = frame.into_data() {
                         if !data.is_empty() {
                             if framing == RequestFraming::Chunked {
-                                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                                // Writing to a Vec cannot fail.
+                                let _ = write!(out, "{:x}\r\n", data.len());
                                 out.extend_from_slice(&data);
                                 out.extend_from_slice(b"\r\n");
                             } else {
@@ -566,15 +567,11 @@ impl Body for BackendBody {
                     if conn.buf.is_empty() {
                         None
                     } else {
-                        let take = conn
-                            .buf
-                            .len()
-                            .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                        *remaining -= take as u64;
+                        let data = take_counted(&mut conn.buf, remaining);
                         if *remaining == 0 {
                             this.state = BodyState::Done;
                         }
-                        Some(take_data(&mut conn.buf, take))
+                        Some(data)
                     }
                 }
                 BodyState::UntilClose => (!conn.buf.is_empty()).then(|| conn.buf.split().freeze()),
@@ -660,81 +657,105 @@ impl ChunkedDecoder {
         loop {
             match self.state {
                 ChunkState::End => return Ok(Chunk::End),
-                ChunkState::Size => {
-                    let Some(line) = take_line(buf, MAX_CHUNK_LINE, "chunk-size line")? else {
-                        return Ok(Chunk::NeedMore);
-                    };
-                    let size = parse_chunk_size(&line)?;
-                    self.state = if size == 0 {
-                        ChunkState::Trailers
-                    } else {
-                        ChunkState::Data(size)
-                    };
-                }
                 ChunkState::Data(remaining) => {
                     if buf.is_empty() {
                         return Ok(Chunk::NeedMore);
                     }
-                    let take = buf
-                        .len()
-                        .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-                    let left = remaining - take as u64;
+                    let mut left = remaining;
+                    let data = take_counted(buf, &mut left);
                     self.state = if left == 0 {
                         ChunkState::DataEnd
                     } else {
                         ChunkState::Data(left)
                     };
-                    return Ok(Chunk::Data(take_data(buf, take)));
+                    return Ok(Chunk::Data(data));
                 }
-                ChunkState::DataEnd => {
-                    if buf.len() < 2 {
-                        if buf.first().is_some_and(|b| *b != b'\r') {
-                            return Err(invalid("chunk data not followed by CRLF"));
-                        }
-                        return Ok(Chunk::NeedMore);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(invalid("chunk data not followed by CRLF"));
-                    }
-                    buf.advance(2);
-                    self.state = ChunkState::Size;
-                }
-                ChunkState::Trailers => {
-                    let room = MAX_TRAILERS.saturating_sub(self.trailers);
-                    let Some(line) = take_line(buf, room, "trailer section")? else {
-                        return Ok(Chunk::NeedMore);
-                    };
-                    self.trailers += line.len() + 2;
-                    if line.is_empty() {
-                        self.state = ChunkState::End;
-                    }
-                }
+                _ => match self.step(buf)? {
+                    Some(n) => buf.advance(n),
+                    None => return Ok(Chunk::NeedMore),
+                },
             }
         }
     }
 
-    /// Whether the body's end is already in `buf` with no data before it (the framing
-    /// left is then decoded); otherwise nothing is consumed.
+    /// Whether the body's end is already in `buf` with no data before it; if so the
+    /// framing up to it is consumed, otherwise nothing is.
     fn at_end(&mut self, buf: &mut BytesMut) -> bool {
-        match self.state {
-            ChunkState::End => return true,
-            ChunkState::Data(_) => return false,
-            _ if buf.is_empty() => return false,
-            _ => {}
-        }
         let mut probe = ChunkedDecoder {
             state: self.state,
             trailers: self.trailers,
         };
-        let mut rest = buf.clone();
-        if let Ok(Chunk::End) = probe.decode(&mut rest) {
-            *self = probe;
-            *buf = rest;
-            true
-        } else {
-            false
+        let mut at = 0;
+        loop {
+            match probe.state {
+                ChunkState::End => {
+                    *self = probe;
+                    buf.advance(at);
+                    return true;
+                }
+                ChunkState::Data(_) => return false,
+                _ => match probe.step(&buf[at..]) {
+                    Ok(Some(n)) => at += n,
+                    _ => return false,
+                },
+            }
         }
     }
+
+    /// One step through framing at the front of `buf` (a chunk-size line, the CRLF
+    /// after data, a trailer line): how many bytes it took, `None` until `buf` holds it
+    /// whole.
+    fn step(&mut self, buf: &[u8]) -> io::Result<Option<usize>> {
+        let taken = match self.state {
+            ChunkState::Size => {
+                let Some(len) = line_len(buf, MAX_CHUNK_LINE, "chunk-size line")? else {
+                    return Ok(None);
+                };
+                let size = parse_chunk_size(&buf[..len])?;
+                self.state = if size == 0 {
+                    ChunkState::Trailers
+                } else {
+                    ChunkState::Data(size)
+                };
+                len + 2
+            }
+            ChunkState::DataEnd => {
+                if buf.len() < 2 {
+                    if buf.first().is_some_and(|b| *b != b'\r') {
+                        return Err(invalid("chunk data not followed by CRLF"));
+                    }
+                    return Ok(None);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(invalid("chunk data not followed by CRLF"));
+                }
+                self.state = ChunkState::Size;
+                2
+            }
+            ChunkState::Trailers => {
+                let room = MAX_TRAILERS.saturating_sub(self.trailers);
+                let Some(len) = line_len(buf, room, "trailer section")? else {
+                    return Ok(None);
+                };
+                self.trailers += len + 2;
+                if len == 0 {
+                    self.state = ChunkState::End;
+                }
+                len + 2
+            }
+            ChunkState::Data(_) | ChunkState::End => return Ok(None),
+        };
+        Ok(Some(taken))
+    }
+}
+
+/// Up to `remaining` bytes off the front of `buf`, counted off `remaining`.
+fn take_counted(buf: &mut BytesMut, remaining: &mut u64) -> Bytes {
+    let take = buf
+        .len()
+        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+    *remaining -= take as u64;
+    take_data(buf, take)
 }
 
 /// The first `n` bytes of `buf`, taken off it (copied when small, see [`COPY_BELOW`]).
@@ -748,18 +769,14 @@ fn take_data(buf: &mut BytesMut, n: usize) -> Bytes {
     }
 }
 
-/// Takes one CRLF-terminated line off `buf` (without its CRLF); `None` until a whole
-/// line is there; an error when it is longer than `max`.
-fn take_line(buf: &mut BytesMut, max: usize, what: &str) -> io::Result<Option<BytesMut>> {
+/// The length of the CRLF-terminated line at the front of `buf` (without its CRLF);
+/// `None` until a whole line is there; an error when it is longer than `max`.
+fn line_len(buf: &[u8], max: usize, what: &str) -> io::Result<Option<usize>> {
     match buf.iter().take(max + 2).position(|b| *b == b'\n') {
-        Some(end) => {
-            if end == 0 || buf[end - 1] != b'\r' {
-                return Err(invalid(format!("{what}: a line not ended by CRLF")));
-            }
-            let mut line = buf.split_to(end + 1);
-            line.truncate(end - 1);
-            Ok(Some(line))
+        Some(end) if end == 0 || buf[end - 1] != b'\r' => {
+            Err(invalid(format!("{what}: a line not ended by CRLF")))
         }
+        Some(end) => Ok(Some(end - 1)),
         None if buf.len() > max + 1 => Err(invalid(format!("{what} too long"))),
         None => Ok(None),
     }

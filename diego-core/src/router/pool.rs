@@ -4,19 +4,19 @@
 //! A connection is used by the task of the request using it (no task per backend
 //! connection, no hop between tasks per request; see [`super::http1`]). It goes back to
 //! its pool when the response body it carried has been read to the end; one whose body
-//! was abandoned is closed. Idle connections expire after the idle timeout; one the backend closed while
-//! idle is noticed when next taken. This module knows addresses and connections, not
-//! routes.
+//! was abandoned is closed. Idle connections expire after the idle timeout; one the
+//! backend closed while idle is noticed when next taken. This module knows addresses and
+//! connections, not routes.
 
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::http::uri::Authority;
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use tokio::net::TcpStream;
 
-pub(crate) use super::http1::BackendConn;
+use super::http1::BackendConn;
 use super::table::Target;
 
 /// Idle connections kept per endpoint at most.

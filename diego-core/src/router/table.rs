@@ -7,7 +7,6 @@
 //! valid after a change, so removing an endpoint never disturbs a request in flight.
 //! This module knows endpoints and routes, not LRPs or sockets.
 
-use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use async_trait::async_trait;
 use hyper::header::HeaderValue;
 use hyper::http::uri::Authority;
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
 use super::{normalize_host, Endpoint, RouteChange, RouteKey, Router, RoutingTable};
