@@ -90,6 +90,78 @@ async fn the_cli_drives_a_bbs() {
     cancel.cancel();
 }
 
+/// `desire-lrp FILE`, `desired-lrp GUID`, `actual-lrps --cell` and `events`, with the
+/// BBS's address from `DIEGO_BBS_URL` instead of `--bbs-url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lrp_a_cells_instances_and_events_with_the_url_from_the_environment() {
+    use diego_core::{ActualLrpInstanceKey, ActualLrpKey};
+    let (url, bbs, cancel) = bbs().await;
+    let from_env = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("diego").unwrap();
+        cmd.env("DIEGO_BBS_URL", &url).args(args);
+        cmd
+    };
+    let run = |mut cmd: Command| async move {
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("diego-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("web.json");
+    std::fs::write(&file, LRP).unwrap();
+    let out = run(from_env(&["desire-lrp", file.to_str().unwrap()])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let out = run(from_env(&["--json", "desired-lrp", "web"])).await;
+    let lrp: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lrp["process_guid"], "web", "{lrp}");
+
+    bbs.claim_actual_lrp(
+        &ActualLrpKey::new("web", 1, "apps"),
+        &ActualLrpInstanceKey::new("i-1", "cell-a"),
+    )
+    .await
+    .unwrap();
+    let out = run(from_env(&["--json", "actual-lrps", "--cell", "cell-a"])).await;
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["key"]["index"], 1, "{rows:?}");
+
+    // `events --count 1` ends after the first event; scaling makes events until then.
+    let events = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::cargo_bin("diego").unwrap();
+        cmd.env("DIEGO_BBS_URL", &url)
+            .args(["events", "--count", "1"]);
+        cmd.timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap()
+    });
+    let mut instances = 2;
+    while !events.is_finished() {
+        instances += 1;
+        let update = diego_core::DesiredLrpUpdate {
+            instances: Some(instances),
+            ..Default::default()
+        };
+        bbs.update_desired_lrp(&diego_core::ProcessGuid::new("web"), update)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let out = events.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).trim().starts_with("actual_lrp_")
+            || text(&out).trim().starts_with("desired_lrp_"),
+        "{}",
+        text(&out)
+    );
+    cancel.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_exits_2_and_refusals_exit_1() {
     let (url, _bbs, cancel) = bbs().await;

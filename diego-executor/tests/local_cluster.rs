@@ -72,6 +72,27 @@ async fn the_local_cluster_serves_the_demo_and_stops_cleanly() {
         .await
         .unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 3);
+    // The `diego` command line against the running cluster (what the README says to try).
+    #[cfg(feature = "cli")]
+    {
+        let api_url = local.api_url().to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("diego")
+                .unwrap()
+                .args(["--bbs-url", &api_url, "actual-lrps"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{table}");
+        let running = table
+            .lines()
+            .filter(|l| l.starts_with("demo") && l.contains(" RUNNING "))
+            .count();
+        assert_eq!(running, 3, "{table}");
+    }
     // App logs arrive with the instance's source and index.
     assert!(local
         .logs()
