@@ -969,6 +969,35 @@ fn start_emitter(
     (cancel, stats)
 }
 
+/// A routable instance that starts reaches the routing table, which the proxy reads on
+/// every request, within a second (virtual time: the emitter follows events as they
+/// come; it does not wait for a sync or a batch timer).
+#[tokio::test(start_paused = true)]
+async fn a_started_instance_reaches_the_table_within_a_second() {
+    let bbs = Bbs::builder().build();
+    let router = TableRouter::new();
+    let (cancel, _stats) = start_emitter(&bbs, &router);
+    bbs.desire_lrp(lrp("fast", 1, "fast.example"))
+        .await
+        .unwrap();
+    wait_table(&router, "the route", |t| {
+        http_len(t, "fast.example") == Some(0)
+    })
+    .await;
+    let start = tokio::time::Instant::now();
+    run_instance(&bbs, "fast", 0, "attempt-0", true).await;
+    wait_table(&router, "the instance", |t| {
+        http_len(t, "fast.example") == Some(1)
+    })
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    cancel.cancel();
+}
+
 #[tokio::test]
 async fn the_emitter_follows_desire_claim_start_crash_scale_and_removal() {
     let bbs = Bbs::builder().build();
