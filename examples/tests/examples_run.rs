@@ -66,3 +66,88 @@ fn quickstart_shows_valid_and_invalid_requests() {
     assert!(out.contains("A valid Task request"), "{out}");
     assert!(out.contains("Invalid field: instances"), "{out}");
 }
+
+/// A port of 127.0.0.1 nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` on `addr` with `host` over HTTP/1.0: the whole answer, or `None` when nothing
+/// answers.
+fn get(addr: &str, host: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The main job as the README runs it: the demo answers through the router in under
+/// 30 s, and Ctrl-C (SIGINT) stops everything, instances included.
+#[test]
+fn local_cluster_serves_the_demo_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let (api, router) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("diego-example-local-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(example("local_cluster"))
+        .current_dir(&dir)
+        .env("DIEGO_API_ADDR", format!("127.0.0.1:{api}"))
+        .env("DIEGO_ROUTER_ADDR", format!("127.0.0.1:{router}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Whatever happens, the example does not outlive the test by long.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(240));
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("Ctrl-C stops everything");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let ready = started.elapsed();
+    let text = printed.join("\n");
+    assert!(text.contains("the demo app is RUNNING"), "{text}");
+    assert!(text.contains("curl -H 'Host: demo.localhost'"), "{text}");
+    assert!(ready < Duration::from_secs(30), "ready after {ready:?}");
+    let answer = get(&format!("127.0.0.1:{router}"), "demo.localhost").unwrap_or_default();
+    assert!(answer.contains("hello from instance"), "{answer}");
+    let instances: Vec<String> = printed
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("instance "))
+        .filter_map(|l| l.split_once("http://").map(|(_, a)| a.to_owned()))
+        .collect();
+    assert_eq!(instances.len(), 3, "{text}");
+
+    let sigint = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigint.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {rest:?}");
+    assert!(rest.iter().any(|l| l == "stopped."), "{rest:?}");
+    for addr in &instances {
+        assert!(get(addr, "x").is_none(), "instance {addr} still answers");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
