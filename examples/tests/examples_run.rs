@@ -89,7 +89,8 @@ fn get(addr: &str, host: &str) -> Option<String> {
 }
 
 /// The main job as the README runs it: the demo answers through the router in under
-/// 30 s, and Ctrl-C (SIGINT) stops everything, instances included.
+/// 30 s, the app's logs stream with `[APP/PROC/WEB/i]` prefixes, and Ctrl-C (SIGINT)
+/// stops everything, instances included.
 #[test]
 fn local_cluster_serves_the_demo_and_stops_on_ctrl_c() {
     use std::io::{BufRead, BufReader};
@@ -146,6 +147,14 @@ fn local_cluster_serves_the_demo_and_stops_on_ctrl_c() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}: {rest:?}");
     assert!(rest.iter().any(|l| l == "stopped."), "{rest:?}");
+    // The app's logs were streamed with their source and index.
+    assert!(
+        printed
+            .iter()
+            .chain(&rest)
+            .any(|l| l.contains("[APP/PROC/WEB/")),
+        "{text}\n{rest:?}"
+    );
     for addr in &instances {
         assert!(get(addr, "x").is_none(), "instance {addr} still answers");
     }
