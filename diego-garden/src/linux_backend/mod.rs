@@ -38,8 +38,21 @@ use crate::info::Capabilities;
 use crate::process_backend::find_program;
 use crate::spec::{ContainerSpec, ProcessSpec, ResourceLimits};
 
-/// Settings of a [`LinuxBackend`].
+/// Settings of a [`LinuxBackend`]: [`new`](Self::new), then the `with_` setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use diego_garden::LinuxBackendConfig;
+///
+/// let config = LinuxBackendConfig::new("/var/lib/diego-rs/containers", "/var/lib/diego-rs/rootfs/busybox")
+///     .with_preloaded("cflinuxfs4", "/var/lib/diego-rs/rootfs/cflinuxfs4.tar")
+///     .with_memory_bytes(8 << 30)
+///     .with_stop_grace(Duration::from_secs(5));
+/// assert_eq!(config.memory_bytes, Some(8 << 30));
+/// assert_eq!(config.max_containers, 256);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LinuxBackendConfig {
     /// Where container directories (overlay layers and mount points) are made.
     pub containers_dir: PathBuf,
@@ -90,10 +103,41 @@ impl LinuxBackendConfig {
     }
 
     /// Sets how containers are networked.
+    #[must_use]
     pub fn network(mut self, network: NetworkMode) -> Self {
         self.network = network;
         self
     }
+
+    /// Sets where rootfs tarballs are unpacked.
+    #[must_use]
+    pub fn with_rootfs_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.rootfs_cache_dir = dir.into();
+        self
+    }
+
+    /// Sets the rootfs of containers whose spec names none.
+    #[must_use]
+    pub fn with_default_rootfs(mut self, rootfs: impl Into<String>) -> Self {
+        self.default_rootfs = rootfs.into();
+        self
+    }
+
+    /// Adds a rootfs directory or tarball that specs name as `preloaded:<name>`.
+    #[must_use]
+    pub fn with_preloaded(mut self, name: impl Into<String>, rootfs: impl Into<PathBuf>) -> Self {
+        self.preloaded.insert(name.into(), rootfs.into());
+        self
+    }
+
+    /// Sets the cgroup that holds the containers' cgroups.
+    #[must_use]
+    pub fn with_cgroup_parent(mut self, parent: impl Into<String>) -> Self {
+        self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    host::host_settings_setters!();
 }
 
 /// Namespaces, cgroups and an own root filesystem per container (see the module docs).

@@ -58,8 +58,10 @@ use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessa
 use crate::error::{Error, Result};
 use crate::spec::{NetOutRule, Protocol};
 
-/// The settings of bridged networking (see [`NetworkMode::Bridged`]).
+/// The settings of bridged networking (see [`NetworkMode::Bridged`]):
+/// [`new`](Self::new) or [`default`](Self::default), then the setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BridgeNetwork {
     /// A short name (1 to 8 characters of `[a-z0-9]`) the bridge, the veth links and the
     /// nftables table are named after; backends that share a host need different names.
@@ -100,8 +102,16 @@ impl BridgeNetwork {
     }
 
     /// Sets [`enforce_net_out`](Self::enforce_net_out).
+    #[must_use]
     pub fn enforce_net_out(mut self, yes: bool) -> Self {
         self.enforce_net_out = yes;
+        self
+    }
+
+    /// Sets the program driving nftables ([`nft`](Self::nft)).
+    #[must_use]
+    pub fn with_nft(mut self, program: impl Into<String>) -> Self {
+        self.nft = program.into();
         self
     }
 
