@@ -204,36 +204,42 @@ impl Capabilities {
     }
 
     /// Sets `memory_limit`.
+    #[must_use]
     pub fn with_memory_limit(mut self, yes: bool) -> Self {
         self.memory_limit = yes;
         self
     }
 
     /// Sets `pids_limit`.
+    #[must_use]
     pub fn with_pids_limit(mut self, yes: bool) -> Self {
         self.pids_limit = yes;
         self
     }
 
     /// Sets `nofile_limit`.
+    #[must_use]
     pub fn with_nofile_limit(mut self, yes: bool) -> Self {
         self.nofile_limit = yes;
         self
     }
 
     /// Sets `cpu_weight`.
+    #[must_use]
     pub fn with_cpu_weight(mut self, yes: bool) -> Self {
         self.cpu_weight = yes;
         self
     }
 
     /// Sets `net_out`.
+    #[must_use]
     pub fn with_net_out(mut self, yes: bool) -> Self {
         self.net_out = yes;
         self
     }
 
     /// Sets `isolation`.
+    #[must_use]
     pub fn with_isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;
         self

@@ -83,12 +83,14 @@ impl NetOutRule {
     }
 
     /// Adds a destination network (`10.0.0.0/8`) or address.
+    #[must_use]
     pub fn network(mut self, network: impl Into<String>) -> Self {
         self.networks.push(network.into());
         self
     }
 
     /// Adds a destination port range (inclusive).
+    #[must_use]
     pub fn ports(mut self, first: u16, last: u16) -> Self {
         self.ports.push((first, last));
         self
@@ -165,24 +167,28 @@ impl ContainerSpec {
     }
 
     /// Adds an environment variable.
+    #[must_use]
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((name.into(), value.into()));
         self
     }
 
     /// Sets a property.
+    #[must_use]
     pub fn property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.insert(name.into(), value.into());
         self
     }
 
     /// Sets the rootfs.
+    #[must_use]
     pub fn rootfs(mut self, rootfs: impl Into<String>) -> Self {
         self.rootfs = rootfs.into();
         self
     }
 
     /// Sets the resource limits.
+    #[must_use]
     pub fn limits(mut self, limits: ResourceLimits) -> Self {
         self.limits = limits;
         self
@@ -287,6 +293,7 @@ impl ProcessSpec {
     }
 
     /// Sets the arguments.
+    #[must_use]
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -297,18 +304,21 @@ impl ProcessSpec {
     }
 
     /// Adds an environment variable.
+    #[must_use]
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((name.into(), value.into()));
         self
     }
 
     /// Sets the working directory.
+    #[must_use]
     pub fn dir(mut self, dir: impl Into<String>) -> Self {
         self.dir = Some(dir.into());
         self
     }
 
     /// Sets the process id.
+    #[must_use]
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self

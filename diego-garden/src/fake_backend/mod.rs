@@ -146,6 +146,7 @@ impl FakeBackend {
     }
 
     /// Sets how long `stop(false)` waits after SIGTERM before killing (default 10 s).
+    #[must_use]
     pub fn with_stop_grace(self, grace: Duration) -> Self {
         let mut shared = match Arc::try_unwrap(self.shared) {
             Ok(shared) => shared,

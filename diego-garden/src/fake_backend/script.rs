@@ -52,6 +52,7 @@ impl FakeScript {
     }
 
     /// Appends a step.
+    #[must_use]
     pub fn then(mut self, step: FakeStep) -> Self {
         self.steps.push(step);
         self

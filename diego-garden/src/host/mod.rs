@@ -117,6 +117,59 @@ pub(crate) struct HostSettings {
     pub(crate) host_ip: String,
 }
 
+/// The `with_` setters of the settings every host backend's config shares with
+/// [`HostSettings`] (`memory_bytes`, `disk_bytes`, `max_containers`, `port_range`,
+/// `stop_grace`, `host_ip`), written once for `ProcessBackendConfig` and
+/// `LinuxBackendConfig`: invoke it inside the config's `impl`.
+macro_rules! host_settings_setters {
+    () => {
+        /// Sets the memory offered to containers (default: the host's total).
+        #[must_use]
+        pub fn with_memory_bytes(mut self, bytes: u64) -> Self {
+            self.memory_bytes = Some(bytes);
+            self
+        }
+
+        /// Sets the disk offered to containers (default: the size of the filesystem of
+        /// `containers_dir`).
+        #[must_use]
+        pub fn with_disk_bytes(mut self, bytes: u64) -> Self {
+            self.disk_bytes = Some(bytes);
+            self
+        }
+
+        /// Sets the most containers at once.
+        #[must_use]
+        pub fn with_max_containers(mut self, max: u64) -> Self {
+            self.max_containers = max;
+            self
+        }
+
+        /// Sets the host ports `net_in` leases from.
+        #[must_use]
+        pub fn with_port_range(mut self, ports: std::ops::RangeInclusive<u16>) -> Self {
+            self.port_range = ports;
+            self
+        }
+
+        /// Sets how long `stop(false)` waits after SIGTERM before SIGKILL.
+        #[must_use]
+        pub fn with_stop_grace(mut self, grace: std::time::Duration) -> Self {
+            self.stop_grace = grace;
+            self
+        }
+
+        /// Sets the IP reported as the host's (see the `host_ip` field).
+        #[must_use]
+        pub fn with_host_ip(mut self, ip: impl Into<String>) -> Self {
+            self.host_ip = ip.into();
+            self
+        }
+    };
+}
+
+pub(crate) use host_settings_setters;
+
 /// Total memory of the host, in bytes (0 when unreadable).
 pub(crate) fn host_memory_bytes() -> u64 {
     use procfs::Current;

@@ -7,8 +7,10 @@
 //! `cgroup.procs` paths up front, which those crates keep private.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::syscall::{Signal, Syscall};
 use crate::error::{Error, Result};
 use crate::spec::ResourceLimits;
 
@@ -29,10 +31,17 @@ pub(crate) enum CgroupLayout {
 
 impl CgroupLayout {
     /// Reads `/proc/self/mountinfo`.
-    pub(crate) fn detect() -> CgroupLayout {
-        let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return CgroupLayout::None;
-        };
+    pub(crate) fn detect(sys: &dyn Syscall) -> CgroupLayout {
+        match sys.read_to_string(Path::new("/proc/self/mountinfo")) {
+            Ok(mountinfo) => CgroupLayout::from_mountinfo(&mountinfo),
+            Err(_) => CgroupLayout::None,
+        }
+    }
+
+    /// The layout a mount table (in `/proc/self/mountinfo`'s format) shows: v1 when the
+    /// memory controller is mounted as v1 (a cgroup2 mount beside it, as on hybrid hosts,
+    /// is then not used), else v2 when cgroup2 is mounted.
+    pub(crate) fn from_mountinfo(mountinfo: &str) -> CgroupLayout {
         let mut v1 = Vec::new();
         let mut v2 = None;
         for line in mountinfo.lines() {
@@ -69,10 +78,11 @@ impl CgroupLayout {
     }
 
     /// Whether a controller is available.
-    pub(crate) fn has(&self, controller: &str) -> bool {
+    pub(crate) fn has(&self, sys: &dyn Syscall, controller: &str) -> bool {
         match self {
             CgroupLayout::V1(mounts) => mounts.iter().any(|(c, _)| c == controller),
-            CgroupLayout::V2(root) => std::fs::read_to_string(root.join("cgroup.controllers"))
+            CgroupLayout::V2(root) => sys
+                .read_to_string(&root.join("cgroup.controllers"))
                 .map(|s| s.split_whitespace().any(|c| c == controller))
                 .unwrap_or(false),
             CgroupLayout::None => false,
@@ -105,22 +115,23 @@ fn unescape(field: &str) -> String {
 /// One container's cgroup (a directory per v1 hierarchy, or one v2 directory).
 #[derive(Debug)]
 pub(crate) struct Cgroup {
+    sys: Arc<dyn Syscall>,
     v2: bool,
     /// (controller, directory); v2: one entry named "unified".
     dirs: Vec<(String, PathBuf)>,
 }
 
-fn write(path: &Path, value: &str) -> Result<()> {
-    std::fs::write(path, value)
+fn write(sys: &dyn Syscall, path: &Path, value: &str) -> Result<()> {
+    sys.write(path, value)
         .map_err(|e| Error::backend(format!("writing {value:?} to {}", path.display()), e))
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+fn read_u64(sys: &dyn Syscall, path: &Path) -> Option<u64> {
+    sys.read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn keyed(path: &Path, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
+fn keyed(sys: &dyn Syscall, path: &Path, key: &str) -> Option<u64> {
+    let text = sys.read_to_string(path).ok()?;
     text.lines().find_map(|line| {
         let (k, v) = line.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok()).flatten()
@@ -136,6 +147,7 @@ impl Cgroup {
     /// Creates `<parent>/<name>` in every hierarchy and applies `limits`. On failure it
     /// removes what it made.
     pub(crate) fn create(
+        sys: &Arc<dyn Syscall>,
         layout: &CgroupLayout,
         parent: &str,
         name: &str,
@@ -155,17 +167,20 @@ impl Cgroup {
                 // Controllers must be enabled down to the parent.
                 let mut dir = root.clone();
                 for part in Path::new(parent).components() {
-                    let _ =
-                        std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                    let _ = sys.write(&dir.join("cgroup.subtree_control"), "+memory +pids +cpu");
                     dir.push(part);
-                    std::fs::create_dir_all(&dir)
+                    sys.create_dir_all(&dir)
                         .map_err(|e| Error::backend(format!("creating {}", dir.display()), e))?;
                 }
-                let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                let _ = sys.write(&dir.join("cgroup.subtree_control"), "+memory +pids +cpu");
                 (true, vec![("unified".to_string(), root.join(&relative))])
             }
         };
-        let cgroup = Cgroup { v2, dirs };
+        let cgroup = Cgroup {
+            sys: Arc::clone(sys),
+            v2,
+            dirs,
+        };
         if let Err(err) = cgroup.make(limits) {
             let _ = cgroup.remove();
             return Err(err);
@@ -174,39 +189,44 @@ impl Cgroup {
     }
 
     fn make(&self, limits: &ResourceLimits) -> Result<()> {
+        let sys = &*self.sys;
         for (_, dir) in &self.dirs {
-            if dir.exists() {
+            if sys.exists(dir) {
                 // Left by a backend that died: empty it and start afresh.
-                kill_procs(dir);
-                let _ = std::fs::remove_dir(dir);
+                kill_procs(sys, dir);
+                let _ = sys.remove_dir(dir);
             }
-            std::fs::create_dir_all(dir)
+            sys.create_dir_all(dir)
                 .map_err(|e| Error::backend(format!("creating cgroup {}", dir.display()), e))?;
         }
         if self.v2 {
             let dir = &self.dirs[0].1;
             if let Some(memory) = limits.memory_bytes {
-                write(&dir.join("memory.max"), &memory.to_string())?;
-                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                write(sys, &dir.join("memory.max"), &memory.to_string())?;
+                let _ = sys.write(&dir.join("memory.swap.max"), "0");
             }
             if let Some(pids) = limits.pids {
-                write(&dir.join("pids.max"), &pids.to_string())?;
+                write(sys, &dir.join("pids.max"), &pids.to_string())?;
             }
             if let Some(weight) = limits.cpu_weight {
-                write(&dir.join("cpu.weight"), &weight.to_string())?;
+                write(sys, &dir.join("cpu.weight"), &weight.to_string())?;
             }
         } else {
             if let (Some(memory), Some(dir)) = (limits.memory_bytes, self.dir("memory")) {
-                write(&dir.join("memory.limit_in_bytes"), &memory.to_string())?;
+                write(sys, &dir.join("memory.limit_in_bytes"), &memory.to_string())?;
                 // Without swap accounting the file is absent; with it, no swapping past
                 // the limit either.
-                let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), memory.to_string());
+                let _ = sys.write(
+                    &dir.join("memory.memsw.limit_in_bytes"),
+                    &memory.to_string(),
+                );
             }
             if let (Some(pids), Some(dir)) = (limits.pids, self.dir("pids")) {
-                write(&dir.join("pids.max"), &pids.to_string())?;
+                write(sys, &dir.join("pids.max"), &pids.to_string())?;
             }
             if let (Some(weight), Some(dir)) = (limits.cpu_weight, self.dir("cpu")) {
                 write(
+                    sys,
                     &dir.join("cpu.shares"),
                     &shares_for_weight(weight).to_string(),
                 )?;
@@ -243,9 +263,9 @@ impl Cgroup {
             return 0;
         };
         if self.v2 {
-            read_u64(&dir.join("memory.current")).unwrap_or(0)
+            read_u64(&*self.sys, &dir.join("memory.current")).unwrap_or(0)
         } else {
-            read_u64(&dir.join("memory.usage_in_bytes")).unwrap_or(0)
+            read_u64(&*self.sys, &dir.join("memory.usage_in_bytes")).unwrap_or(0)
         }
     }
 
@@ -255,12 +275,14 @@ impl Cgroup {
             let Some(dir) = self.dir("cpu") else {
                 return Duration::ZERO;
             };
-            Duration::from_micros(keyed(&dir.join("cpu.stat"), "usage_usec").unwrap_or(0))
+            Duration::from_micros(
+                keyed(&*self.sys, &dir.join("cpu.stat"), "usage_usec").unwrap_or(0),
+            )
         } else {
             let Some(dir) = self.dir("cpuacct") else {
                 return Duration::ZERO;
             };
-            Duration::from_nanos(read_u64(&dir.join("cpuacct.usage")).unwrap_or(0))
+            Duration::from_nanos(read_u64(&*self.sys, &dir.join("cpuacct.usage")).unwrap_or(0))
         }
     }
 
@@ -270,9 +292,9 @@ impl Cgroup {
             return 0;
         };
         if self.v2 {
-            keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0)
+            keyed(&*self.sys, &dir.join("memory.events"), "oom_kill").unwrap_or(0)
         } else {
-            keyed(&dir.join("memory.oom_control"), "oom_kill").unwrap_or(0)
+            keyed(&*self.sys, &dir.join("memory.oom_control"), "oom_kill").unwrap_or(0)
         }
     }
 
@@ -280,11 +302,11 @@ impl Cgroup {
     pub(crate) fn kill_all(&self) {
         if self.v2 {
             if let Some((_, dir)) = self.dirs.first() {
-                let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+                let _ = self.sys.write(&dir.join("cgroup.kill"), "1");
             }
         }
         for (_, dir) in &self.dirs {
-            kill_procs(dir);
+            kill_procs(&*self.sys, dir);
         }
     }
 
@@ -293,12 +315,12 @@ impl Cgroup {
         self.kill_all();
         let mut failed = None;
         for (_, dir) in &self.dirs {
-            if !dir.exists() {
+            if !self.sys.exists(dir) {
                 continue;
             }
             let mut removed = false;
             for _ in 0..200 {
-                match std::fs::remove_dir(dir) {
+                match self.sys.remove_dir(dir) {
                     Ok(()) => {
                         removed = true;
                         break;
@@ -308,7 +330,7 @@ impl Cgroup {
                         break;
                     }
                     Err(_) => {
-                        kill_procs(dir);
+                        kill_procs(&*self.sys, dir);
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
@@ -329,10 +351,10 @@ impl Cgroup {
 
 /// Sends SIGKILL to every process listed in `dir/cgroup.procs`, until the list is empty
 /// (at most about two seconds).
-fn kill_procs(dir: &Path) {
+fn kill_procs(sys: &dyn Syscall, dir: &Path) {
     let procs = dir.join("cgroup.procs");
     for _ in 0..200 {
-        let Ok(text) = std::fs::read_to_string(&procs) else {
+        let Ok(text) = sys.read_to_string(&procs) else {
             return;
         };
         let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
@@ -340,22 +362,21 @@ fn kill_procs(dir: &Path) {
             return;
         }
         for pid in pids {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ = sys.kill(pid, Signal::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 /// Removes the parent directory `parent` of every hierarchy when empty (best effort).
-pub(crate) fn remove_parent(layout: &CgroupLayout, parent: &str) {
+pub(crate) fn remove_parent(sys: &dyn Syscall, layout: &CgroupLayout, parent: &str) {
     let roots: Vec<PathBuf> = match layout {
         CgroupLayout::V1(mounts) => mounts.iter().map(|(_, m)| m.clone()).collect(),
         CgroupLayout::V2(root) => vec![root.clone()],
         CgroupLayout::None => Vec::new(),
     };
     for root in roots {
-        let _ = std::fs::remove_dir(root.join(parent));
+        let _ = sys.remove_dir(&root.join(parent));
     }
 }
 

@@ -14,10 +14,21 @@
 //! on a host bridge, an IP from the configured subnet, `net_in` as DNAT and outbound
 //! traffic masqueraded (see the `network` module).
 
+//!
+//! Every system call goes through the crate-private `Syscall` seam (`syscall` module) and
+//! every nftables batch through the `Netfilter` seam (`network::netfilter`): the cgroup
+//! directories and files, the overlay and mount plan, namespace setup and the NAT rules
+//! are values and calls that unit tests check against recorders, without root.
+
 mod cgroup;
+mod mount_plan;
+mod netfilter;
 mod network;
 mod rootfs;
 mod sandbox;
+mod syscall;
+#[cfg(test)]
+mod tests;
 
 pub use self::network::{BridgeNetwork, NetworkMode};
 
@@ -25,12 +36,14 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use self::cgroup::{Cgroup, CgroupLayout};
 use self::network::{Attachment, Bridge};
 use self::rootfs::{Overlay, RootfsResolver};
-use self::sandbox::{ExecPlan, PlannedBind, SandboxPlan, STACK_BYTES};
+use self::sandbox::{ExecPlan, SandboxPlan, STACK_BYTES};
+use self::syscall::{LinuxSyscall, Syscall};
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
 use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
@@ -38,8 +51,21 @@ use crate::info::Capabilities;
 use crate::process_backend::find_program;
 use crate::spec::{ContainerSpec, ProcessSpec, ResourceLimits};
 
-/// Settings of a [`LinuxBackend`].
+/// Settings of a [`LinuxBackend`]: [`new`](Self::new), then the `with_` setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use diego_garden::LinuxBackendConfig;
+///
+/// let config = LinuxBackendConfig::new("/var/lib/diego-rs/containers", "/var/lib/diego-rs/rootfs/busybox")
+///     .with_preloaded("cflinuxfs4", "/var/lib/diego-rs/rootfs/cflinuxfs4.tar")
+///     .with_memory_bytes(8 << 30)
+///     .with_stop_grace(Duration::from_secs(5));
+/// assert_eq!(config.memory_bytes, Some(8 << 30));
+/// assert_eq!(config.max_containers, 256);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LinuxBackendConfig {
     /// Where container directories (overlay layers and mount points) are made.
     pub containers_dir: PathBuf,
@@ -90,10 +116,41 @@ impl LinuxBackendConfig {
     }
 
     /// Sets how containers are networked.
+    #[must_use]
     pub fn network(mut self, network: NetworkMode) -> Self {
         self.network = network;
         self
     }
+
+    /// Sets where rootfs tarballs are unpacked.
+    #[must_use]
+    pub fn with_rootfs_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.rootfs_cache_dir = dir.into();
+        self
+    }
+
+    /// Sets the rootfs of containers whose spec names none.
+    #[must_use]
+    pub fn with_default_rootfs(mut self, rootfs: impl Into<String>) -> Self {
+        self.default_rootfs = rootfs.into();
+        self
+    }
+
+    /// Adds a rootfs directory or tarball that specs name as `preloaded:<name>`.
+    #[must_use]
+    pub fn with_preloaded(mut self, name: impl Into<String>, rootfs: impl Into<PathBuf>) -> Self {
+        self.preloaded.insert(name.into(), rootfs.into());
+        self
+    }
+
+    /// Sets the cgroup that holds the containers' cgroups.
+    #[must_use]
+    pub fn with_cgroup_parent(mut self, parent: impl Into<String>) -> Self {
+        self.cgroup_parent = Some(parent.into());
+        self
+    }
+
+    host::host_settings_setters!();
 }
 
 /// Namespaces, cgroups and an own root filesystem per container (see the module docs).
@@ -134,31 +191,17 @@ impl LinuxBackend {
     /// A backend with these settings. Fails when [`available`](Self::available) does.
     pub fn new(config: LinuxBackendConfig) -> Result<Self> {
         LinuxBackend::available().map_err(|what| Error::Unsupported { what })?;
-        std::fs::create_dir_all(&config.containers_dir).map_err(|e| {
+        let sys: Arc<dyn Syscall> = Arc::new(LinuxSyscall);
+        sys.create_dir_all(&config.containers_dir).map_err(|e| {
             Error::backend(format!("creating {}", config.containers_dir.display()), e)
         })?;
-        let cgroup_parent = config.cgroup_parent.clone().unwrap_or_else(|| {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            config.containers_dir.hash(&mut hasher);
-            format!("diego-rs-{:016x}", hasher.finish())
-        });
-        let layout = CgroupLayout::detect();
+        let layout = CgroupLayout::detect(&*sys);
         tracing::debug!(?layout, "detected cgroups");
         let bridge = match &config.network {
             NetworkMode::Host => None,
-            NetworkMode::Bridged(network) => Some(Bridge::start(network.clone())?),
+            NetworkMode::Bridged(network) => Some(Bridge::start(network.clone(), &sys)?),
         };
-        let isolation = NamespaceIsolation {
-            bridge,
-            resolver: RootfsResolver::new(
-                config.default_rootfs.clone(),
-                config.preloaded.clone(),
-                config.rootfs_cache_dir.clone(),
-            ),
-            layout,
-            cgroup_parent,
-        };
+        let isolation = NamespaceIsolation::new(&config, sys, layout, bridge);
         let settings = HostSettings {
             memory_bytes: config.memory_bytes.unwrap_or_else(host::host_memory_bytes),
             disk_bytes: config
@@ -178,8 +221,19 @@ impl LinuxBackend {
 
 host::delegate_container_backend!(LinuxBackend);
 
+/// The cgroup holding a backend's containers when its settings name none: named after
+/// the containers' directory, so backends with different directories never share one.
+fn default_cgroup_parent(containers_dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    containers_dir.hash(&mut hasher);
+    format!("diego-rs-{:016x}", hasher.finish())
+}
+
 /// Isolation by namespaces, cgroups and overlay root filesystems.
 pub(crate) struct NamespaceIsolation {
+    /// Every system call of the backend.
+    sys: Arc<dyn Syscall>,
     /// The bridge of bridged mode; `None`: the host's network.
     bridge: Option<Bridge>,
     resolver: RootfsResolver,
@@ -187,9 +241,35 @@ pub(crate) struct NamespaceIsolation {
     cgroup_parent: String,
 }
 
+impl NamespaceIsolation {
+    /// The isolation of a backend with these settings, making its system calls through
+    /// `sys`, with cgroups as `layout` says and this bridge (bridged mode).
+    fn new(
+        config: &LinuxBackendConfig,
+        sys: Arc<dyn Syscall>,
+        layout: CgroupLayout,
+        bridge: Option<Bridge>,
+    ) -> NamespaceIsolation {
+        NamespaceIsolation {
+            sys,
+            bridge,
+            resolver: RootfsResolver::new(
+                config.default_rootfs.clone(),
+                config.preloaded.clone(),
+                config.rootfs_cache_dir.clone(),
+            ),
+            layout,
+            cgroup_parent: config
+                .cgroup_parent
+                .clone()
+                .unwrap_or_else(|| default_cgroup_parent(&config.containers_dir)),
+        }
+    }
+}
+
 impl Drop for NamespaceIsolation {
     fn drop(&mut self) {
-        cgroup::remove_parent(&self.layout, &self.cgroup_parent);
+        cgroup::remove_parent(&*self.sys, &self.layout, &self.cgroup_parent);
     }
 }
 
@@ -241,40 +321,32 @@ impl NamespaceIsolation {
         dir: &Path,
         lower: &Path,
     ) -> Result<(Overlay, Vec<HostBind>)> {
-        let overlay = Overlay::mount(dir, lower)?;
+        let sys = &*self.sys;
+        let overlay = Overlay::mount(&self.sys, dir, lower)?;
         let made = (|| -> Result<Vec<HostBind>> {
             for (sub, mode) in [("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)] {
                 let path = archive::resolve_in_root(&overlay.root, sub)?;
-                if !path.exists() {
-                    std::fs::create_dir_all(&path)
+                if !sys.exists(&path) {
+                    sys.create_dir_all(&path)
                         .map_err(|e| Error::backend(format!("creating /{sub}"), e))?;
-                    use std::os::unix::fs::PermissionsExt;
-                    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+                    let _ = sys.set_mode(&path, mode);
                 }
             }
             let mut binds = Vec::new();
             for mount in &spec.bind_mounts {
                 let source = PathBuf::from(&mount.src_path);
                 let target = archive::resolve_in_root(&overlay.root, &mount.dst_path)?;
-                let is_dir = std::fs::metadata(&source)
-                    .map_err(|e| {
-                        Error::backend(format!("reading bind mount source {}", source.display()), e)
-                    })?
-                    .is_dir();
+                let is_dir = sys.is_dir(&source).map_err(|e| {
+                    Error::backend(format!("reading bind mount source {}", source.display()), e)
+                })?;
                 let made = if is_dir {
-                    std::fs::create_dir_all(&target)
+                    sys.create_dir_all(&target)
                 } else {
                     target
                         .parent()
-                        .map(std::fs::create_dir_all)
+                        .map(|parent| sys.create_dir_all(parent))
                         .unwrap_or(Ok(()))
-                        .and_then(|()| {
-                            std::fs::OpenOptions::new()
-                                .create(true)
-                                .append(true)
-                                .open(&target)
-                                .map(drop)
-                        })
+                        .and_then(|()| sys.touch(&target))
                 };
                 made.map_err(|e| {
                     Error::backend(format!("creating mount point {}", mount.dst_path), e)
@@ -291,88 +363,18 @@ impl NamespaceIsolation {
             }
         }
     }
-}
 
-impl Isolation for NamespaceIsolation {
-    type Sandbox = LinuxSandbox;
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::none()
-            .with_memory_limit(self.layout.has("memory"))
-            .with_pids_limit(self.layout.has("pids"))
-            .with_cpu_weight(self.layout.has("cpu"))
-            .with_nofile_limit(true)
-            .with_isolation(true)
-            .with_net_out(self.bridge.as_ref().is_some_and(Bridge::enforces_net_out))
-    }
-
-    fn create(&self, spec: &ContainerSpec, dir: &Path) -> Result<LinuxSandbox> {
-        let lower = self.resolver.resolve(&spec.rootfs)?;
-        if dir.exists() {
-            // Left by a backend that died without cleaning up: the handle is free now.
-            let _ = umount2_quiet(&dir.join("rootfs"));
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| Error::backend(format!("clearing {}", dir.display()), e))?;
-        }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::backend(format!("creating {}", dir.display()), e))?;
-        let (overlay, binds) = match self.prepare(spec, dir, &lower) {
-            Ok(made) => made,
-            Err(err) => {
-                let _ = std::fs::remove_dir_all(dir);
-                return Err(err);
-            }
-        };
-        let cgroup = match Cgroup::create(
-            &self.layout,
-            &self.cgroup_parent,
-            &spec.handle,
-            &spec.limits,
-        ) {
-            Ok(cgroup) => cgroup,
-            Err(err) => {
-                let _ = overlay.unmount();
-                let _ = std::fs::remove_dir_all(dir);
-                return Err(err);
-            }
-        };
-        let net = match self
-            .bridge
-            .as_ref()
-            .map(|bridge| bridge.attach(&spec.net_out))
-            .transpose()
-        {
-            Ok(net) => net,
-            Err(err) => {
-                let _ = cgroup.remove();
-                let _ = overlay.unmount();
-                let _ = std::fs::remove_dir_all(dir);
-                return Err(err);
-            }
-        };
-        let hostname: Vec<u8> = spec.handle.as_bytes().iter().copied().take(63).collect();
-        Ok(LinuxSandbox {
-            dir: dir.to_path_buf(),
-            overlay,
-            cgroup,
-            hostname,
-            binds,
-            net,
-        })
-    }
-
-    fn root<'a>(&self, sandbox: &'a LinuxSandbox) -> &'a Path {
-        &sandbox.overlay.root
-    }
-
-    fn command(
+    /// What the forked child of a process of `sandbox` does (see the sandbox module), and
+    /// the program on the host's view of the root, to start `spec` with working directory
+    /// `dir` (a container path that exists).
+    fn sandbox_plan(
         &self,
         sandbox: &LinuxSandbox,
         spec: &ProcessSpec,
         env: &[(String, String)],
         dir: &str,
         limits: &ResourceLimits,
-    ) -> Result<tokio::process::Command> {
+    ) -> Result<(PathBuf, SandboxPlan)> {
         let root = &sandbox.overlay.root;
         let program = find_program(&spec.path, env, root);
         // The main process execs by itself (see the sandbox module), so a program that is
@@ -414,29 +416,7 @@ impl Isolation for NamespaceIsolation {
             .iter()
             .map(|(name, value)| cstr(&format!("{name}={value}")))
             .collect::<Result<Vec<_>>>()?;
-        let under_root = |sub: &str| cstring(&root.join(sub));
-        let mut devices = Vec::new();
-        for name in ["null", "zero", "full", "random", "urandom", "tty"] {
-            devices.push((
-                cstr(&format!("/dev/{name}"))?,
-                under_root(&format!("dev/{name}"))?,
-            ));
-        }
-        let links = vec![
-            (cstr("/proc/self/fd")?, under_root("dev/fd")?),
-            (cstr("/proc/self/fd/0")?, under_root("dev/stdin")?),
-            (cstr("/proc/self/fd/1")?, under_root("dev/stdout")?),
-            (cstr("/proc/self/fd/2")?, under_root("dev/stderr")?),
-            (cstr("pts/ptmx")?, under_root("dev/ptmx")?),
-        ];
-        let mut binds = Vec::new();
-        for (source, target, read_only) in &sandbox.binds {
-            binds.push(PlannedBind {
-                source: cstring(source)?,
-                target: cstring(target)?,
-                read_only: *read_only,
-            });
-        }
+        let root_steps = mount_plan::root_steps(root, &sandbox.hostname, &sandbox.binds)?;
         let user = match &spec.user {
             Some(user) => Some(container_user(root, user)?),
             None => None,
@@ -449,15 +429,7 @@ impl Isolation for NamespaceIsolation {
                 .map(|p| cstring(p))
                 .collect::<Result<_>>()?,
             netns: sandbox.net.as_ref().map(Attachment::netns_fd),
-            root: cstring(root)?,
-            hostname: sandbox.hostname.clone(),
-            proc_dir: under_root("proc")?,
-            dev_dir: under_root("dev")?,
-            shm_dir: under_root("dev/shm")?,
-            pts_dir: under_root("dev/pts")?,
-            devices,
-            links,
-            binds,
+            root_steps,
             cwd: cstr(dir)?,
             nofile: spec.limits.nofile.or(limits.nofile),
             user,
@@ -466,6 +438,95 @@ impl Isolation for NamespaceIsolation {
             init_stack: vec![0; STACK_BYTES],
             init_error: std::sync::atomic::AtomicI32::new(0),
         };
+        Ok((program, plan))
+    }
+}
+
+impl Isolation for NamespaceIsolation {
+    type Sandbox = LinuxSandbox;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+            .with_memory_limit(self.layout.has(&*self.sys, "memory"))
+            .with_pids_limit(self.layout.has(&*self.sys, "pids"))
+            .with_cpu_weight(self.layout.has(&*self.sys, "cpu"))
+            .with_nofile_limit(true)
+            .with_isolation(true)
+            .with_net_out(self.bridge.as_ref().is_some_and(Bridge::enforces_net_out))
+    }
+
+    fn create(&self, spec: &ContainerSpec, dir: &Path) -> Result<LinuxSandbox> {
+        let sys = &*self.sys;
+        let lower = self.resolver.resolve(&spec.rootfs)?;
+        if sys.exists(dir) {
+            // Left by a backend that died without cleaning up: the handle is free now.
+            if let Ok(rootfs) = cstring(&dir.join("rootfs")) {
+                let _ = sys.umount2(&rootfs, libc::MNT_DETACH);
+            }
+            sys.remove_dir_all(dir)
+                .map_err(|e| Error::backend(format!("clearing {}", dir.display()), e))?;
+        }
+        sys.create_dir_all(dir)
+            .map_err(|e| Error::backend(format!("creating {}", dir.display()), e))?;
+        let (overlay, binds) = match self.prepare(spec, dir, &lower) {
+            Ok(made) => made,
+            Err(err) => {
+                let _ = sys.remove_dir_all(dir);
+                return Err(err);
+            }
+        };
+        let cgroup = match Cgroup::create(
+            &self.sys,
+            &self.layout,
+            &self.cgroup_parent,
+            &spec.handle,
+            &spec.limits,
+        ) {
+            Ok(cgroup) => cgroup,
+            Err(err) => {
+                let _ = overlay.unmount();
+                let _ = sys.remove_dir_all(dir);
+                return Err(err);
+            }
+        };
+        let net = match self
+            .bridge
+            .as_ref()
+            .map(|bridge| bridge.attach(&spec.net_out))
+            .transpose()
+        {
+            Ok(net) => net,
+            Err(err) => {
+                let _ = cgroup.remove();
+                let _ = overlay.unmount();
+                let _ = sys.remove_dir_all(dir);
+                return Err(err);
+            }
+        };
+        let hostname: Vec<u8> = spec.handle.as_bytes().iter().copied().take(63).collect();
+        Ok(LinuxSandbox {
+            dir: dir.to_path_buf(),
+            overlay,
+            cgroup,
+            hostname,
+            binds,
+            net,
+        })
+    }
+
+    fn root<'a>(&self, sandbox: &'a LinuxSandbox) -> &'a Path {
+        &sandbox.overlay.root
+    }
+
+    fn command(
+        &self,
+        sandbox: &LinuxSandbox,
+        spec: &ProcessSpec,
+        env: &[(String, String)],
+        dir: &str,
+        limits: &ResourceLimits,
+    ) -> Result<tokio::process::Command> {
+        let (program, plan) = self.sandbox_plan(sandbox, spec, env, dir, limits)?;
         let mut command = tokio::process::Command::new(program);
         command
             .args(&spec.args)
@@ -495,7 +556,7 @@ impl Isolation for NamespaceIsolation {
         };
         let cgroup = sandbox.cgroup.remove();
         let overlay = sandbox.overlay.unmount();
-        let removed = match std::fs::remove_dir_all(&sandbox.dir) {
+        let removed = match self.sys.remove_dir_all(&sandbox.dir) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(Error::backend(
@@ -547,8 +608,4 @@ impl Isolation for NamespaceIsolation {
             _ => (0, 0),
         }
     }
-}
-
-fn umount2_quiet(path: &Path) -> nix::Result<()> {
-    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
 }

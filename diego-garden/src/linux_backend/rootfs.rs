@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-
+use super::cstring;
+use super::syscall::{Errno, Syscall};
 use crate::error::{Error, Result};
 
 /// Resolves rootfs specs to lower directories, unpacking tarballs once into a cache.
@@ -127,18 +127,19 @@ impl RootfsResolver {
 /// A container's overlay: `<dir>/rootfs` over `lower`, writing to `<dir>/upper`.
 #[derive(Debug)]
 pub(crate) struct Overlay {
+    sys: Arc<dyn Syscall>,
     pub(crate) root: PathBuf,
     pub(crate) upper: PathBuf,
 }
 
 impl Overlay {
     /// Mounts it (blocking).
-    pub(crate) fn mount(dir: &Path, lower: &Path) -> Result<Overlay> {
+    pub(crate) fn mount(sys: &Arc<dyn Syscall>, dir: &Path, lower: &Path) -> Result<Overlay> {
         let root = dir.join("rootfs");
         let upper = dir.join("upper");
         let work = dir.join("work");
         for d in [&root, &upper, &work] {
-            std::fs::create_dir_all(d)
+            sys.create_dir_all(d)
                 .map_err(|e| Error::backend(format!("creating {}", d.display()), e))?;
         }
         let options = format!(
@@ -147,22 +148,31 @@ impl Overlay {
             upper.display(),
             work.display()
         );
-        mount(
-            Some("overlay"),
-            &root,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(options.as_str()),
-        )
-        .map_err(|e| Error::backend(format!("mounting the overlay at {}", root.display()), e))?;
-        Ok(Overlay { root, upper })
+        // A NUL byte in a path or the options is EINVAL, as from nix's `mount`.
+        let mounted = match (cstring(&root), std::ffi::CString::new(options)) {
+            (Ok(target), Ok(data)) => {
+                sys.mount(Some(c"overlay"), &target, Some(c"overlay"), 0, Some(&data))
+            }
+            _ => Err(Errno::EINVAL),
+        };
+        mounted.map_err(|e| {
+            Error::backend(format!("mounting the overlay at {}", root.display()), e)
+        })?;
+        Ok(Overlay {
+            sys: Arc::clone(sys),
+            root,
+            upper,
+        })
     }
 
     /// Unmounts it (lazily: per-process copies in mount namespaces go with their
     /// processes).
     pub(crate) fn unmount(&self) -> Result<()> {
-        match umount2(&self.root, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        let unmounted = cstring(&self.root)
+            .map_err(|_| Errno::EINVAL)
+            .and_then(|root| self.sys.umount2(&root, libc::MNT_DETACH));
+        match unmounted {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
             Err(err) => Err(Error::backend(
                 format!("unmounting {}", self.root.display()),
                 err,

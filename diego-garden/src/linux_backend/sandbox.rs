@@ -14,12 +14,19 @@
 //! init (parent-death signal), and with it the whole pid namespace.
 //!
 //! Everything here runs in a child of a multi-threaded process, so it only makes raw
-//! system calls on data prepared beforehand: no allocation, no locks.
+//! system calls on data prepared beforehand: no allocation, no locks. What the shim, the
+//! init and the main process set up (cgroups and namespaces joined, the mount plan,
+//! credentials and limits) goes through the [`Syscall`] seam ([`LinuxSyscall`] here), so
+//! tests replay those stages against a recorder; process creation, signals and `execve`
+//! are made directly.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::mount_plan::MountStep;
+use super::syscall::{LinuxSyscall, Syscall};
 
 /// The pid the shim forwards signals to (the init's). The shim and the init share their
 /// memory, so each has its own variable; the handler tells them apart by pid (the init
@@ -54,14 +61,6 @@ extern "C" fn forward(signal: c_int) {
     }
 }
 
-/// A bind mount, as host source and target under the container's root (on the host).
-#[derive(Debug)]
-pub(crate) struct PlannedBind {
-    pub(crate) source: CString,
-    pub(crate) target: CString,
-    pub(crate) read_only: bool,
-}
-
 /// Everything the child needs, prepared in the parent.
 #[derive(Debug)]
 pub(crate) struct SandboxPlan {
@@ -70,21 +69,9 @@ pub(crate) struct SandboxPlan {
     /// The container's network namespace (a descriptor open in the parent, inherited by
     /// the forked child), joined before the other namespaces are made; `None`: the host's.
     pub(crate) netns: Option<c_int>,
-    /// The container's root (the overlay mount) on the host.
-    pub(crate) root: CString,
-    /// The hostname.
-    pub(crate) hostname: Vec<u8>,
-    /// `<root>/proc`, `<root>/dev`, `<root>/dev/shm`, `<root>/dev/pts`.
-    pub(crate) proc_dir: CString,
-    pub(crate) dev_dir: CString,
-    pub(crate) shm_dir: CString,
-    pub(crate) pts_dir: CString,
-    /// (host device, target file) pairs bound into `/dev`.
-    pub(crate) devices: Vec<(CString, CString)>,
-    /// (link target, link path) pairs made in `/dev`.
-    pub(crate) links: Vec<(CString, CString)>,
-    /// Bind mounts.
-    pub(crate) binds: Vec<PlannedBind>,
+    /// What the init mounts, then its pivot into the container's root (see the
+    /// `mount_plan` module).
+    pub(crate) root_steps: Vec<MountStep>,
     /// The working directory, a container path.
     pub(crate) cwd: CString,
     /// `RLIMIT_NOFILE` for the process.
@@ -149,21 +136,6 @@ fn check(ret: c_int) -> io::Result<c_int> {
     } else {
         Ok(ret)
     }
-}
-
-/// Writes `data` to the file at `path` (no allocation).
-unsafe fn write_file(path: &CStr, data: &[u8]) -> io::Result<()> {
-    // SAFETY (whole function): plain system calls on valid pointers.
-    unsafe {
-        let fd = check(libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC))?;
-        let written = libc::write(fd, data.as_ptr().cast(), data.len());
-        let error = io::Error::last_os_error();
-        libc::close(fd);
-        if written < 0 {
-            return Err(error);
-        }
-    }
-    Ok(())
 }
 
 /// `128 + n` after signal `n`, else the exit code.
@@ -303,6 +275,46 @@ unsafe fn wait_and_exit(child: c_int, reap_all: bool) -> ! {
 }
 
 impl SandboxPlan {
+    /// The shim's setup: joins the container's cgroups (as the calling thread: the child
+    /// is single-threaded after fork, so the process moves) and network namespace, leaves
+    /// the OOM killer the program to pick, unshares mount, uts, ipc and pid namespaces.
+    pub(crate) fn join<S: Syscall + ?Sized>(&self, sys: &S) -> io::Result<()> {
+        for join in &self.cgroup_join {
+            sys.write_file(join, b"0")?;
+        }
+        if let Some(netns) = self.netns {
+            sys.setns(netns, libc::CLONE_NEWNET)?;
+        }
+        // The shim and the init are tiny; the OOM killer should pick the program.
+        let _ = sys.write_file(c"/proc/self/oom_score_adj", b"-1000");
+        sys.unshare(
+            libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
+        )?;
+        Ok(())
+    }
+
+    /// The init's setup: takes the mount plan, ending in the container's root.
+    pub(crate) fn mount_root<S: Syscall + ?Sized>(&self, sys: &S) -> io::Result<()> {
+        for step in &self.root_steps {
+            step.run(sys)?;
+        }
+        Ok(())
+    }
+
+    /// The main process's setup before `execve`: its OOM score back to normal, the
+    /// working directory, `RLIMIT_NOFILE`, the user.
+    pub(crate) fn prepare_exec<S: Syscall + ?Sized>(&self, sys: &S) -> io::Result<()> {
+        let _ = sys.write_file(c"/proc/self/oom_score_adj", b"0");
+        sys.chdir(&self.cwd)?;
+        if let Some(nofile) = self.nofile {
+            sys.set_nofile(nofile)?;
+        }
+        if let Some((uid, gid)) = self.user {
+            sys.set_id(uid, gid)?;
+        }
+        Ok(())
+    }
+
     /// Runs in the forked child: the shim, the init and the main process, which execs the
     /// program itself. Returns only on failure, in the shim or in the init before it starts
     /// the main process.
@@ -312,18 +324,7 @@ impl SandboxPlan {
     pub(crate) unsafe fn enter(&self) -> io::Result<()> {
         // SAFETY (whole function): raw system calls on data prepared by the parent.
         unsafe {
-            // Single-threaded after fork: joining as the current thread moves the process.
-            for join in &self.cgroup_join {
-                write_file(join, b"0")?;
-            }
-            if let Some(netns) = self.netns {
-                check(libc::setns(netns, libc::CLONE_NEWNET))?;
-            }
-            // The shim and the init are tiny; the OOM killer should pick the program.
-            let _ = write_file(c"/proc/self/oom_score_adj", b"-1000");
-            check(libc::unshare(
-                libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID,
-            ))?;
+            self.join(&LinuxSyscall)?;
             set_signal_mask(libc::SIG_BLOCK, true);
             // The init shares the shim's memory (no copy of the page tables of the process
             // that forked the shim): it runs on its own stack and says through `ready`
@@ -370,7 +371,7 @@ impl SandboxPlan {
     unsafe fn start_main(&self) -> io::Result<c_int> {
         // SAFETY (whole function): raw system calls on data prepared by the parent.
         unsafe {
-            self.mount_root()?;
+            self.mount_root(&LinuxSyscall)?;
             // The main process shares the init's memory until it execs (the init waits
             // meanwhile): no page tables copied, none to tear down at exec.
             let stack_top = self.stack.as_ptr().add(self.stack.len()) as usize & !0xf;
@@ -389,20 +390,7 @@ impl SandboxPlan {
         // SAFETY (whole function): raw system calls on data prepared by the parent.
         unsafe {
             set_signal_mask(libc::SIG_SETMASK, false);
-            let _ = write_file(c"/proc/self/oom_score_adj", b"0");
-            check(libc::chdir(self.cwd.as_ptr()))?;
-            if let Some(nofile) = self.nofile {
-                let limit = libc::rlimit {
-                    rlim_cur: nofile,
-                    rlim_max: nofile,
-                };
-                check(libc::setrlimit(libc::RLIMIT_NOFILE, &limit))?;
-            }
-            if let Some((uid, gid)) = self.user {
-                check(libc::setgroups(0, std::ptr::null()))?;
-                check(libc::setgid(gid))?;
-                check(libc::setuid(uid))?;
-            }
+            self.prepare_exec(&LinuxSyscall)?;
             libc::execve(
                 self.exec.program.as_ptr(),
                 self.exec.argv.as_ptr(),
@@ -410,96 +398,6 @@ impl SandboxPlan {
             );
             Err(io::Error::last_os_error())
         }
-    }
-
-    unsafe fn mount_root(&self) -> io::Result<()> {
-        let none = std::ptr::null::<libc::c_char>();
-        // SAFETY (whole function): mount(2) and friends on C strings made by the parent.
-        unsafe {
-            check(libc::mount(
-                none,
-                c"/".as_ptr(),
-                none,
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
-            check(libc::sethostname(
-                self.hostname.as_ptr().cast(),
-                self.hostname.len(),
-            ))?;
-            check(libc::mount(
-                c"proc".as_ptr(),
-                self.proc_dir.as_ptr(),
-                c"proc".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                std::ptr::null(),
-            ))?;
-            check(libc::mount(
-                c"tmpfs".as_ptr(),
-                self.dev_dir.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_STRICTATIME,
-                c"mode=755,size=65536k".as_ptr().cast(),
-            ))?;
-            for (device, target) in &self.devices {
-                let fd = check(libc::open(
-                    target.as_ptr(),
-                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                    0o666,
-                ))?;
-                libc::close(fd);
-                check(libc::mount(
-                    device.as_ptr(),
-                    target.as_ptr(),
-                    none,
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ))?;
-            }
-            for (target, link) in &self.links {
-                check(libc::symlink(target.as_ptr(), link.as_ptr()))?;
-            }
-            check(libc::mkdir(self.shm_dir.as_ptr(), 0o1777))?;
-            check(libc::mount(
-                c"shm".as_ptr(),
-                self.shm_dir.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                c"mode=1777,size=65536k".as_ptr().cast(),
-            ))?;
-            check(libc::mkdir(self.pts_dir.as_ptr(), 0o755))?;
-            // A private devpts is nice to have; hosts that refuse it still run processes.
-            let _ = libc::mount(
-                c"devpts".as_ptr(),
-                self.pts_dir.as_ptr(),
-                c"devpts".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NOEXEC,
-                c"newinstance,ptmxmode=0666,mode=0620".as_ptr().cast(),
-            );
-            for bind in &self.binds {
-                check(libc::mount(
-                    bind.source.as_ptr(),
-                    bind.target.as_ptr(),
-                    none,
-                    libc::MS_BIND | libc::MS_REC,
-                    std::ptr::null(),
-                ))?;
-                if bind.read_only {
-                    check(libc::mount(
-                        none,
-                        bind.target.as_ptr(),
-                        none,
-                        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
-                        std::ptr::null(),
-                    ))?;
-                }
-            }
-            check(libc::chdir(self.root.as_ptr()))?;
-            check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int)?;
-            check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
-            check(libc::chdir(c"/".as_ptr()))?;
-        }
-        Ok(())
     }
 }
 

@@ -19,8 +19,23 @@ use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
 use crate::info::Capabilities;
 use crate::spec::{ContainerSpec, ProcessSpec, ResourceLimits};
 
-/// Settings of a [`ProcessBackend`].
+/// Settings of a [`ProcessBackend`]: [`new`](Self::new), then the `with_` setters.
+///
+/// ```
+/// use diego_garden::{ProcessBackend, ProcessBackendConfig};
+///
+/// let dir = std::env::temp_dir().join(format!("garden-config-doc-{}", std::process::id()));
+/// let config = ProcessBackendConfig::new(&dir)
+///     .with_max_containers(8)
+///     .with_port_range(62_000..=62_099);
+/// assert_eq!(config.max_containers, 8);
+/// let backend = ProcessBackend::with_config(config)?;
+/// # drop(backend);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProcessBackendConfig {
     /// Where container directories are made (one per handle).
     pub containers_dir: PathBuf,
@@ -51,6 +66,8 @@ impl ProcessBackendConfig {
             host_ip: "127.0.0.1".to_string(),
         }
     }
+
+    host::host_settings_setters!();
 }
 
 /// Host processes, one private directory per container (see the module docs).

@@ -32,34 +32,39 @@
 //! chain and deletes the container's rules by handle on destroy, in one transaction with
 //! its egress chain; rules whose handle was not told are found by their comment.
 //!
+//! Each batch is built as a value (the `ruleset` module) and applied through the
+//! `netfilter` seam, so the rules are tested without root.
+//!
 //! The backend also turns on `net.ipv4.ip_forward` (host-wide), without which no container
 //! packet is routed off the bridge.
 
-use std::borrow::Cow;
+mod ruleset;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use nftables::batch::Batch;
-use nftables::expr::{
-    Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
-    Prefix, Range, SetItem, CT,
-};
-use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
-use nftables::stmt::{JumpTarget, Match, NATFamily, Operator, Statement, NAT};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use self::ruleset::NatTable;
+use super::netfilter::{Netfilter, NftProgram};
+use super::syscall::Syscall;
 use crate::error::{Error, Result};
-use crate::spec::{NetOutRule, Protocol};
+use crate::spec::NetOutRule;
 
-/// The settings of bridged networking (see [`NetworkMode::Bridged`]).
+/// The settings of bridged networking (see [`NetworkMode::Bridged`]):
+/// [`new`](Self::new) or [`default`](Self::default), then the setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BridgeNetwork {
     /// A short name (1 to 8 characters of `[a-z0-9]`) the bridge, the veth links and the
     /// nftables table are named after; backends that share a host need different names.
@@ -100,8 +105,16 @@ impl BridgeNetwork {
     }
 
     /// Sets [`enforce_net_out`](Self::enforce_net_out).
+    #[must_use]
     pub fn enforce_net_out(mut self, yes: bool) -> Self {
         self.enforce_net_out = yes;
+        self
+    }
+
+    /// Sets the program driving nftables ([`nft`](Self::nft)).
+    #[must_use]
+    pub fn with_nft(mut self, program: impl Into<String>) -> Self {
+        self.nft = program.into();
         self
     }
 
@@ -198,24 +211,6 @@ pub enum NetworkMode {
     Bridged(BridgeNetwork),
 }
 
-/// The payload field `protocol field` (`ip saddr`, `tcp dport`).
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-        PayloadField {
-            protocol: Cow::Borrowed(protocol),
-            field: Cow::Borrowed(field),
-        },
-    )))
-}
-
-/// A network as an nftables prefix.
-fn prefix(net: Ipv4Net) -> Expression<'static> {
-    Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(Expression::String(Cow::Owned(net.network().to_string()))),
-        len: u32::from(net.prefix_len()),
-    }))
-}
-
 /// The errno of a netlink failure, if it is one.
 fn netlink_errno(err: &rtnetlink::Error) -> Option<i32> {
     match err {
@@ -289,22 +284,36 @@ async fn delete_link(handle: &rtnetlink::Handle, name: &str) -> Result<()> {
     }
 }
 
-fn write_sysctl(path: &str, value: &str) -> Result<()> {
-    std::fs::write(path, value).map_err(|e| Error::backend(format!("writing {path}"), e))
+fn write_sysctl(sys: &dyn Syscall, path: &str, value: &str) -> Result<()> {
+    sys.write(Path::new(path), value)
+        .map_err(|e| Error::backend(format!("writing {path}"), e))
+}
+
+/// The subnet of checked settings and its gateway (its first host address, the bridge's).
+fn addresses(config: &BridgeNetwork) -> Result<(Ipv4Net, Ipv4Addr)> {
+    let subnet = config.checked_subnet()?;
+    let gateway = subnet
+        .hosts()
+        .next()
+        .ok_or_else(|| Error::invalid("network.bridged.subnet: no host addresses"))?;
+    Ok((subnet, gateway))
 }
 
 /// The bridge, the address allocator and the NAT table of a backend in bridged mode.
 #[derive(Debug)]
 pub(crate) struct Bridge {
     config: BridgeNetwork,
-    subnet: Ipv4Net,
+    /// The table, the bridge's name and the subnet; the batches are built from it.
+    nat: NatTable,
     gateway: Ipv4Addr,
-    bridge: String,
-    table: String,
     /// Whether this backend made the bridge (and so removes it when dropped).
     created_bridge: bool,
     /// Offsets in the subnet in use, and where the next search starts.
     leases: Mutex<(BTreeSet<u32>, u32)>,
+    /// Host files (sysctls, link statistics).
+    sys: Arc<dyn Syscall>,
+    /// Where the batches are applied.
+    netfilter: Arc<dyn Netfilter>,
 }
 
 /// A container's place on the bridge.
@@ -343,18 +352,27 @@ impl Attachment {
     pub(crate) fn netns_fd(&self) -> RawFd {
         self.netns.as_raw_fd()
     }
+
+    /// An attachment at `offset` of `bridge`'s subnet whose namespace is `netns`, with no
+    /// link made: for tests of what a container's rules and processes would be.
+    #[cfg(test)]
+    pub(crate) fn unlinked(bridge: &Bridge, netns: OwnedFd, offset: u32) -> Attachment {
+        Attachment {
+            netns,
+            ip: bridge.ip_of(offset),
+            offset,
+            veth: format!("{}{offset}", bridge.config.veth_prefix()),
+            rules: Mutex::new(Rules::default()),
+        }
+    }
 }
 
 impl Bridge {
     /// Checks the settings, makes the bridge when missing (address, up), turns on IP
     /// forwarding and `route_localnet` on the bridge, removes what a previous run with the
     /// same name left (veth host ends and the nftables table) and installs a fresh table.
-    pub(crate) fn start(config: BridgeNetwork) -> Result<Bridge> {
-        let subnet = config.checked_subnet()?;
-        let gateway = subnet
-            .hosts()
-            .next()
-            .ok_or_else(|| Error::invalid("network.bridged.subnet: no host addresses"))?;
+    pub(crate) fn start(config: BridgeNetwork, sys: &Arc<dyn Syscall>) -> Result<Bridge> {
+        let (subnet, gateway) = addresses(&config)?;
         let bridge = config.bridge_name();
         let prefix = config.veth_prefix();
         let created_bridge = {
@@ -417,22 +435,56 @@ impl Bridge {
                 })
             })?
         };
-        write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        write_sysctl(&**sys, "/proc/sys/net/ipv4/ip_forward", "1")?;
         write_sysctl(
+            &**sys,
             &format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"),
             "1",
         )?;
-        let this = Bridge {
-            table: config.table_name(),
+        let netfilter = Arc::new(NftProgram::new(config.nft.clone()));
+        let this = Bridge::assemble(
             config,
-            subnet,
-            gateway,
-            bridge,
+            (subnet, gateway),
             created_bridge,
-            leases: Mutex::new((BTreeSet::new(), 2)),
-        };
+            Arc::clone(sys),
+            netfilter,
+        );
         this.reset_table()?;
         Ok(this)
+    }
+
+    fn assemble(
+        config: BridgeNetwork,
+        (subnet, gateway): (Ipv4Net, Ipv4Addr),
+        created_bridge: bool,
+        sys: Arc<dyn Syscall>,
+        netfilter: Arc<dyn Netfilter>,
+    ) -> Bridge {
+        Bridge {
+            nat: NatTable {
+                name: config.table_name(),
+                bridge: config.bridge_name(),
+                subnet,
+            },
+            config,
+            gateway,
+            created_bridge,
+            leases: Mutex::new((BTreeSet::new(), 2)),
+            sys,
+            netfilter,
+        }
+    }
+
+    /// A bridge as [`start`](Self::start) leaves it, without the links, sysctls and table
+    /// made: for tests of what it applies through `netfilter`.
+    #[cfg(test)]
+    pub(crate) fn unstarted(
+        config: BridgeNetwork,
+        sys: Arc<dyn Syscall>,
+        netfilter: Arc<dyn Netfilter>,
+    ) -> Result<Bridge> {
+        let addresses = addresses(&config)?;
+        Ok(Bridge::assemble(config, addresses, false, sys, netfilter))
     }
 
     /// Applies `ruleset`, which adds one rule to the shared chain `chain`, and records
@@ -444,12 +496,10 @@ impl Bridge {
         chain: &'static str,
         rules: &mut Rules,
     ) -> Result<()> {
-        let echoed = nftables::helper::apply_and_return_ruleset_with_args(
-            ruleset,
-            Some(self.config.nft.as_str()),
-            std::iter::empty::<&str>(),
-        )
-        .map_err(|e| Error::backend(format!("nftables: {what}"), e))?;
+        let echoed = self
+            .netfilter
+            .apply_echoed(ruleset)
+            .map_err(|e| Error::backend(format!("nftables: {what}"), e))?;
         let handle = echoed.objects.iter().find_map(|object| match object {
             NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(rule))) if rule.chain == chain => {
                 rule.handle
@@ -464,161 +514,20 @@ impl Bridge {
     }
 
     fn apply(&self, what: &str, ruleset: &Nftables<'_>) -> Result<()> {
-        nftables::helper::apply_ruleset_with_args(
-            ruleset,
-            Some(self.config.nft.as_str()),
-            std::iter::empty::<&str>(),
-        )
-        .map_err(|e| Error::backend(format!("nftables: {what}"), e))
-    }
-
-    fn table(&self) -> Table<'_> {
-        Table {
-            family: NfFamily::IP,
-            name: Cow::Borrowed(self.table.as_str()),
-            handle: None,
-        }
-    }
-
-    fn rule(&self, chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'_> {
-        NfListObject::Rule(Rule {
-            family: NfFamily::IP,
-            table: Cow::Borrowed(self.table.as_str()),
-            chain: Cow::Borrowed(chain),
-            expr: Cow::Owned(expr),
-            ..Rule::default()
-        })
+        self.netfilter
+            .apply(ruleset)
+            .map_err(|e| Error::backend(format!("nftables: {what}"), e))
     }
 
     /// Replaces the backend's table by an empty one with its base chains and rules.
     fn reset_table(&self) -> Result<()> {
-        let mut batch = Batch::new();
-        // `add` then `delete`: removes the table whether or not it existed.
-        batch.add(NfListObject::Table(self.table()));
-        batch.delete(NfListObject::Table(self.table()));
-        batch.add(NfListObject::Table(self.table()));
-        let chain = |name: &'static str, hook: Option<(NfHook, i32)>| {
-            NfListObject::Chain(Chain {
-                family: NfFamily::IP,
-                table: Cow::Borrowed(self.table.as_str()),
-                name: Cow::Borrowed(name),
-                _type: hook.map(|_| NfChainType::NAT),
-                hook: hook.map(|(hook, _)| hook),
-                prio: hook.map(|(_, prio)| prio),
-                ..Chain::default()
-            })
-        };
-        batch.add(chain("ports", None));
-        batch.add(chain("prerouting", Some((NfHook::Prerouting, -100))));
-        batch.add(chain("output", Some((NfHook::Output, -100))));
-        batch.add(chain("postrouting", Some((NfHook::Postrouting, 100))));
-        batch.add(NfListObject::Chain(Chain {
-            family: NfFamily::IP,
-            table: Cow::Borrowed(self.table.as_str()),
-            name: Cow::Borrowed("forward"),
-            _type: Some(NfChainType::Filter),
-            hook: Some(NfHook::Forward),
-            prio: Some(0),
-            policy: Some(NfChainPolicy::Accept),
-            ..Chain::default()
-        }));
-        batch.add(self.rule(
-            "forward",
-            vec![
-                Statement::Match(Match {
-                    left: Expression::Named(NamedExpression::CT(CT {
-                        key: Cow::Borrowed("state"),
-                        family: None,
-                        dir: None,
-                    })),
-                    right: Expression::List(vec![
-                        Expression::String(Cow::Borrowed("established")),
-                        Expression::String(Cow::Borrowed("related")),
-                    ]),
-                    op: Operator::IN,
-                }),
-                Statement::Accept(None),
-            ],
-        ));
-        let local_jump = || {
-            vec![
-                Statement::Match(Match {
-                    left: Expression::Named(NamedExpression::Fib(Fib {
-                        result: FibResult::Type,
-                        flags: [FibFlag::Daddr].into_iter().collect(),
-                    })),
-                    right: Expression::String(Cow::Borrowed("local")),
-                    op: Operator::EQ,
-                }),
-                Statement::Jump(JumpTarget {
-                    target: Cow::Borrowed("ports"),
-                }),
-            ]
-        };
-        batch.add(self.rule("prerouting", local_jump()));
-        batch.add(self.rule("output", local_jump()));
-        let in_net = |field: &'static str, net: Ipv4Net| {
-            Statement::Match(Match {
-                left: payload("ip", field),
-                right: prefix(net),
-                op: Operator::EQ,
-            })
-        };
-        let saddr = |net: Ipv4Net| in_net("saddr", net);
-        let oifname = |op: Operator| {
-            Statement::Match(Match {
-                left: Expression::Named(NamedExpression::Meta(Meta {
-                    key: MetaKey::Oifname,
-                })),
-                right: Expression::String(Cow::Owned(self.bridge.clone())),
-                op,
-            })
-        };
-        batch.add(self.rule(
-            "postrouting",
-            vec![
-                saddr(self.subnet),
-                oifname(Operator::NEQ),
-                Statement::Masquerade(None),
-            ],
-        ));
-        // Hairpin: a container reaching another through a host address and a mapped port
-        // must see the answer come from where it sent the request (without br_netfilter
-        // the answer would otherwise go straight back over the bridge).
-        batch.add(self.rule(
-            "postrouting",
-            vec![
-                saddr(self.subnet),
-                in_net("daddr", self.subnet),
-                Statement::Match(Match {
-                    left: Expression::Named(NamedExpression::CT(CT {
-                        key: Cow::Borrowed("status"),
-                        family: None,
-                        dir: None,
-                    })),
-                    right: Expression::String(Cow::Borrowed("dnat")),
-                    op: Operator::IN,
-                }),
-                Statement::Masquerade(None),
-            ],
-        ));
-        let loopback = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8)
-            .map_err(|e| Error::backend("building the loopback prefix", e))?;
-        batch.add(self.rule(
-            "postrouting",
-            vec![
-                saddr(loopback),
-                oifname(Operator::EQ),
-                Statement::Masquerade(None),
-            ],
-        ));
-        self.apply("installing the table", &batch.to_nftables())
+        self.apply("installing the table", &self.nat.reset()?)
     }
 
     fn lease(&self) -> Result<u32> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         // Offsets 2 ..= size - 2: not the network, the gateway (1) nor the broadcast.
-        let last = (1u32 << (32 - self.subnet.prefix_len())) - 2;
+        let last = (1u32 << (32 - self.nat.subnet.prefix_len())) - 2;
         let first = 2;
         let mut candidate = leases.1.clamp(first, last);
         for _ in first..=last {
@@ -634,7 +543,7 @@ impl Bridge {
             candidate = next;
         }
         Err(Error::InsufficientResources {
-            reason: format!("no free IP left in {}", self.subnet),
+            reason: format!("no free IP left in {}", self.nat.subnet),
         })
     }
 
@@ -653,7 +562,7 @@ impl Bridge {
     }
 
     fn ip_of(&self, offset: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.subnet.network()) + offset)
+        Ipv4Addr::from(u32::from(self.nat.subnet.network()) + offset)
     }
 
     /// Makes a network namespace for a container, joined to the bridge with an IP of its
@@ -674,124 +583,13 @@ impl Bridge {
         self.config.enforce_net_out
     }
 
-    fn egress_chain(offset: u32) -> String {
-        format!("egress_c{offset}")
-    }
-
     /// The container's egress chain (its rules, then reject) and the jump to it.
     fn install_egress(&self, attachment: &Attachment, net_out: &[NetOutRule]) -> Result<()> {
-        let chain = Bridge::egress_chain(attachment.offset);
-        let mut batch = Batch::new();
-        batch.add(NfListObject::Chain(Chain {
-            family: NfFamily::IP,
-            table: Cow::Borrowed(self.table.as_str()),
-            name: Cow::Owned(chain.clone()),
-            ..Chain::default()
-        }));
-        let in_chain = |expr: Vec<Statement<'static>>| {
-            NfListObject::Rule(Rule {
-                family: NfFamily::IP,
-                table: Cow::Borrowed(self.table.as_str()),
-                chain: Cow::Owned(chain.clone()),
-                expr: Cow::Owned(expr),
-                ..Rule::default()
-            })
-        };
-        for (i, rule) in net_out.iter().enumerate() {
-            let networks: Vec<Ipv4Net> = rule
-                .parsed_networks()
-                .map_err(|e| Error::invalid(format!("net_out[{i}].{e}")))?
-                .into_iter()
-                .filter_map(|net| match net {
-                    ipnet::IpNet::V4(net) => Some(net),
-                    ipnet::IpNet::V6(_) => None,
-                })
-                .collect();
-            if !rule.networks.is_empty() && networks.is_empty() {
-                // IPv6 destinations only: nothing a container (IPv4 only) can reach.
-                continue;
-            }
-            let mut expr = Vec::new();
-            let l4 = match rule.protocol {
-                Protocol::All => None,
-                Protocol::Tcp => Some("tcp"),
-                Protocol::Udp => Some("udp"),
-                Protocol::Icmp => Some("icmp"),
-            };
-            if let Some(l4) = l4 {
-                expr.push(Statement::Match(Match {
-                    left: Expression::Named(NamedExpression::Meta(Meta {
-                        key: MetaKey::L4proto,
-                    })),
-                    right: Expression::String(Cow::Borrowed(l4)),
-                    op: Operator::EQ,
-                }));
-            }
-            if !networks.is_empty() {
-                expr.push(Statement::Match(Match {
-                    left: payload("ip", "daddr"),
-                    right: Expression::Named(NamedExpression::Set(
-                        networks
-                            .iter()
-                            .map(|net| SetItem::Element(prefix(*net)))
-                            .collect(),
-                    )),
-                    op: Operator::EQ,
-                }));
-            }
-            if let (Some(l4 @ ("tcp" | "udp")), false) = (l4, rule.ports.is_empty()) {
-                expr.push(Statement::Match(Match {
-                    left: payload(l4, "dport"),
-                    right: Expression::Named(NamedExpression::Set(
-                        rule.ports
-                            .iter()
-                            .map(|&(first, last)| {
-                                SetItem::Element(if first == last {
-                                    Expression::Number(u32::from(first))
-                                } else {
-                                    Expression::Range(Box::new(Range {
-                                        range: [
-                                            Expression::Number(u32::from(first)),
-                                            Expression::Number(u32::from(last)),
-                                        ],
-                                    }))
-                                })
-                            })
-                            .collect(),
-                    )),
-                    op: Operator::EQ,
-                }));
-            }
-            expr.push(Statement::Accept(None));
-            batch.add(in_chain(expr));
-        }
-        batch.add(in_chain(vec![Statement::Reject(None)]));
-        batch.add(NfListObject::Rule(Rule {
-            family: NfFamily::IP,
-            table: Cow::Borrowed(self.table.as_str()),
-            chain: Cow::Borrowed("forward"),
-            expr: Cow::Owned(vec![
-                Statement::Match(Match {
-                    left: payload("ip", "saddr"),
-                    right: Expression::String(Cow::Owned(attachment.ip.to_string())),
-                    op: Operator::EQ,
-                }),
-                Statement::Match(Match {
-                    left: payload("ip", "daddr"),
-                    right: prefix(self.subnet),
-                    op: Operator::NEQ,
-                }),
-                Statement::Jump(JumpTarget {
-                    target: Cow::Owned(chain.clone()),
-                }),
-            ]),
-            comment: Some(Cow::Owned(Bridge::tag(attachment.offset))),
-            ..Rule::default()
-        }));
+        let batch = self.nat.egress(attachment.offset, attachment.ip, net_out)?;
         let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
         self.apply_tracked(
             &format!("installing the egress rules of {}", attachment.ip),
-            &batch.to_nftables(),
+            &batch,
             "forward",
             &mut rules,
         )?;
@@ -805,8 +603,8 @@ impl Bridge {
         let veth = format!("{}{offset}", self.config.veth_prefix());
         let made = {
             let veth = veth.clone();
-            let bridge = self.bridge.clone();
-            let (gateway, prefix_len) = (self.gateway, self.subnet.prefix_len());
+            let bridge = self.nat.bridge.clone();
+            let (gateway, prefix_len) = (self.gateway, self.nat.subnet.prefix_len());
             on_own_thread("attaching a container to the bridge", move |runtime| {
                 let host = connect(runtime)?;
                 // This thread alone moves to the new namespace; `host` stays on the host's.
@@ -903,10 +701,6 @@ impl Bridge {
         }
     }
 
-    fn tag(offset: u32) -> String {
-        format!("c{offset}")
-    }
-
     /// Adds the DNAT rule of `host_port` to the container's `container_port` (blocking).
     pub(crate) fn map_port(
         &self,
@@ -914,27 +708,9 @@ impl Bridge {
         host_port: u16,
         container_port: u16,
     ) -> Result<()> {
-        let mut batch = Batch::new();
-        batch.add(NfListObject::Rule(Rule {
-            family: NfFamily::IP,
-            table: Cow::Borrowed(self.table.as_str()),
-            chain: Cow::Borrowed("ports"),
-            expr: Cow::Owned(vec![
-                Statement::Match(Match {
-                    left: payload("tcp", "dport"),
-                    right: Expression::Number(u32::from(host_port)),
-                    op: Operator::EQ,
-                }),
-                Statement::DNAT(Some(NAT {
-                    addr: Some(Expression::String(Cow::Owned(attachment.ip.to_string()))),
-                    family: Some(NATFamily::IP),
-                    port: Some(Expression::Number(u32::from(container_port))),
-                    flags: None,
-                })),
-            ]),
-            comment: Some(Cow::Owned(Bridge::tag(attachment.offset))),
-            ..Rule::default()
-        }));
+        let batch =
+            self.nat
+                .port_mapping(attachment.offset, attachment.ip, host_port, container_port);
         let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
         if rules.detached {
             return Err(Error::backend(
@@ -947,7 +723,7 @@ impl Bridge {
                 "mapping host port {host_port} to {}:{container_port}",
                 attachment.ip
             ),
-            &batch.to_nftables(),
+            &batch,
             "ports",
             &mut rules,
         )
@@ -956,15 +732,7 @@ impl Bridge {
     /// Removes the container's DNAT rules and its veth pair, and frees its IP (blocking).
     /// The IP is freed even when a removal fails; the error says which.
     pub(crate) fn detach(&self, attachment: &Attachment) -> Result<()> {
-        let rules = {
-            let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
-            rules.detached = true;
-            if rules.handles.is_empty() && !rules.untracked && !rules.egress {
-                Ok(())
-            } else {
-                self.delete_rules(attachment.offset, &rules)
-            }
-        };
+        let rules = self.detach_rules(attachment);
         let veth = attachment.veth.clone();
         let link = on_own_thread("detaching a container", move |runtime| {
             let host = connect(runtime)?;
@@ -972,6 +740,17 @@ impl Bridge {
         });
         self.release(attachment.offset);
         rules.and(link)
+    }
+
+    /// Marks the container detached (no rule is added any more) and deletes its rules.
+    fn detach_rules(&self, attachment: &Attachment) -> Result<()> {
+        let mut rules = attachment.rules.lock().unwrap_or_else(|p| p.into_inner());
+        rules.detached = true;
+        if rules.handles.is_empty() && !rules.untracked && !rules.egress {
+            Ok(())
+        } else {
+            self.delete_rules(attachment.offset, &rules)
+        }
     }
 
     /// Deletes the container's rules in the shared chains (by handle, or, when one was
@@ -984,13 +763,11 @@ impl Bridge {
             .map(|&(chain, handle)| (chain.to_string(), handle))
             .collect();
         if rules.untracked {
-            let tag = Bridge::tag(offset);
-            let args = ["list", "table", "ip", self.table.as_str()];
-            let listed = nftables::helper::get_current_ruleset_with_args(
-                Some(self.config.nft.as_str()),
-                args,
-            )
-            .map_err(|e| Error::backend("nftables: listing the table", e))?;
+            let tag = NatTable::tag(offset);
+            let listed = self
+                .netfilter
+                .list_table(&self.nat.name)
+                .map_err(|e| Error::backend("nftables: listing the table", e))?;
             handles = listed
                 .objects
                 .iter()
@@ -1004,42 +781,23 @@ impl Bridge {
                 })
                 .collect();
         }
-        if handles.is_empty() && !rules.egress {
-            return Ok(());
+        match self.nat.deletion(offset, handles, rules.egress) {
+            Some(batch) => self.apply("deleting a container's rules", &batch),
+            None => Ok(()),
         }
-        let mut batch = Batch::new();
-        for (chain, handle) in handles {
-            batch.delete(NfListObject::Rule(Rule {
-                family: NfFamily::IP,
-                table: Cow::Borrowed(self.table.as_str()),
-                chain: Cow::Owned(chain),
-                handle: Some(handle),
-                ..Rule::default()
-            }));
-        }
-        if rules.egress {
-            let chain = Chain {
-                family: NfFamily::IP,
-                table: Cow::Borrowed(self.table.as_str()),
-                name: Cow::Owned(Bridge::egress_chain(offset)),
-                ..Chain::default()
-            };
-            batch.add_cmd(NfCmd::Flush(FlushObject::Chain(chain.clone())));
-            batch.delete(NfListObject::Chain(chain));
-        }
-        self.apply("deleting a container's rules", &batch.to_nftables())
     }
 
     /// Bytes (received, sent) by the container, read from the host end of its veth.
     pub(crate) fn traffic(&self, attachment: &Attachment) -> (u64, u64) {
         let read = |what: &str| {
-            std::fs::read_to_string(format!(
-                "/sys/class/net/{}/statistics/{what}",
-                attachment.veth
-            ))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .unwrap_or(0)
+            self.sys
+                .read_to_string(Path::new(&format!(
+                    "/sys/class/net/{}/statistics/{what}",
+                    attachment.veth
+                )))
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .unwrap_or(0)
         };
         // What the host end receives, the container sent.
         (read("tx_bytes"), read("rx_bytes"))
@@ -1048,14 +806,11 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let mut batch = Batch::new();
-        batch.add(NfListObject::Table(self.table()));
-        batch.delete(NfListObject::Table(self.table()));
-        if let Err(err) = self.apply("removing the table", &batch.to_nftables()) {
+        if let Err(err) = self.apply("removing the table", &self.nat.removal()) {
             tracing::warn!(error = %err, "removing the nftables table failed");
         }
         if self.created_bridge {
-            let bridge = self.bridge.clone();
+            let bridge = self.nat.bridge.clone();
             let removed = on_own_thread("removing the bridge", move |runtime| {
                 let host = connect(runtime)?;
                 runtime.block_on(delete_link(&host, &bridge))
@@ -1064,35 +819,5 @@ impl Drop for Bridge {
                 tracing::warn!(error = %err, "removing the bridge failed");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_are_checked_with_the_field_named() {
-        assert!(BridgeNetwork::default().validate().is_ok());
-        for (bad, field) in [
-            (BridgeNetwork::new("", "10.254.0.0/22"), "name"),
-            (BridgeNetwork::new("Dg0", "10.254.0.0/22"), "name"),
-            (BridgeNetwork::new("abcdefghi", "10.254.0.0/22"), "name"),
-            (BridgeNetwork::new("dg0", "10.254.0.0"), "subnet"),
-            (BridgeNetwork::new("dg0", "10.254.0.1/22"), "subnet"),
-            (BridgeNetwork::new("dg0", "10.0.0.0/8"), "subnet"),
-            (BridgeNetwork::new("dg0", "10.0.0.0/30"), "subnet"),
-        ] {
-            let err = bad.validate().expect_err("accepted");
-            assert!(
-                err.to_string()
-                    .contains(&format!("network.bridged.{field}")),
-                "{bad:?}: {err}"
-            );
-        }
-        let names = BridgeNetwork::new("dg12345a", "10.254.0.0/16");
-        // Linux limits interface names to 15 bytes.
-        assert!(format!("{}65534", names.veth_prefix()).len() <= 15);
-        assert!(names.bridge_name().len() <= 15);
     }
 }
