@@ -11,11 +11,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use diego_core::models::routes::TcpRoute;
 use diego_core::router::{
     Endpoint, HttpProxy, HttpProxyBuilder, RouteChange, RouteEmitter, RouteKey, Router,
     RoutingTable, TableRouter, TcpProxy,
 };
-use diego_core::routes::TcpRoute;
 use diego_core::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

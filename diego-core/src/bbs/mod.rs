@@ -28,24 +28,34 @@
 
 mod actual_lrps;
 mod api;
+pub mod auctioneer_client;
 mod cells;
+pub mod completion_callback;
 mod convergence_ops;
 mod desired_lrps;
 mod evacuation;
+pub mod rep_client;
 mod tasks;
+pub mod truncate;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::BbsApi;
+pub use auctioneer_client::{
+    AuctioneerClient, LrpStartRequest, PlacementConstraint, Resource, TaskStartRequest,
+};
+pub use completion_callback::CompletionCallback;
+pub use rep_client::RepClient;
 
-use crate::auctioneer::{AuctioneerClient, LrpStartRequest, NoAuctioneer, TaskStartRequest};
-use crate::completion_callback::{CompletionCallback, NoCallback};
+use auctioneer_client::NoAuctioneer;
+use completion_callback::NoCallback;
+use rep_client::NoRepClient;
+
 use crate::error::{Error, Result};
 use crate::events::{EventHub, LagPolicy, LrpEvent, TaskEvent};
-use crate::rep_client::{NoRepClient, RepClient};
-use crate::restart_policy::RestartCalculator;
+use crate::models::restart_policy::RestartCalculator;
 use crate::store::{MemoryStore, Store, WriteBatch};
 use crate::time::{Clock, SystemClock};
 

@@ -47,12 +47,12 @@ pub use task::{
     CELL_DISAPPEARED, NOT_STARTED_IN_TIME,
 };
 
-use crate::actual_lrp::{ActualLrp, Presence};
-use crate::auctioneer::{LrpStartRequest, TaskStartRequest};
+use crate::bbs::auctioneer_client::{LrpStartRequest, TaskStartRequest};
 use crate::bbs::Bbs;
-use crate::desired_lrp::SchedulingInfo;
 use crate::error::{Error, Result};
-use crate::guid::{CellId, ProcessGuid};
+use crate::models::actual_lrp::{ActualLrp, Presence};
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::guid::{CellId, ProcessGuid};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 
 /// The converger's settings; every number is Diego's default.

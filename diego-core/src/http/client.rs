@@ -15,15 +15,15 @@ use serde::Serialize;
 use super::request_id::forward;
 use super::server::{Empty, LAGGED_EVENT, LOG_EVENT};
 use super::types::*;
-use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
 use crate::bbs::BbsApi;
-use crate::cell::CellPresence;
-use crate::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
 use crate::error::{Error, Result};
 use crate::events::{EventItem, EventStream, LrpEvent, Sequenced, TaskEvent};
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
+use crate::models::cell::CellPresence;
+use crate::models::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::task::{DesireTaskRequest, Task};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
-use crate::task::{DesireTaskRequest, Task};
 
 /// A followed log stream ([`BbsClient::follow_logs`]).
 pub type LogRecordStream = Pin<Box<dyn Stream<Item = Result<LogRecord>> + Send + 'static>>;

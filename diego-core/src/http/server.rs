@@ -27,13 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::types::*;
 use crate::bbs::BbsApi;
-use crate::cell::CellPresence;
-use crate::desired_lrp::DesiredLrp;
 use crate::error::Error;
 use crate::events::{EventItem, EventStream};
-use crate::guid::CellId;
 use crate::log_sink::RingBufferLogSink;
-use crate::task::DesireTaskRequest;
+use crate::models::cell::CellPresence;
+use crate::models::desired_lrp::DesiredLrp;
+use crate::models::guid::CellId;
+use crate::models::task::DesireTaskRequest;
 
 /// Largest request body accepted by default (4 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -292,14 +292,14 @@ async fn desire_task(
 async fn tasks(
     State(bbs): State<Api>,
     Body(req): Body<TasksRequest>,
-) -> ApiResult<Vec<crate::task::Task>> {
+) -> ApiResult<Vec<crate::models::task::Task>> {
     Ok(Json(bbs.tasks(&req.into()).await?))
 }
 
 async fn task_by_guid(
     State(bbs): State<Api>,
     Body(req): Body<TaskGuidRequest>,
-) -> ApiResult<crate::task::Task> {
+) -> ApiResult<crate::models::task::Task> {
     Ok(Json(bbs.task_by_guid(&req.task_guid).await?))
 }
 
@@ -390,33 +390,35 @@ async fn desired_lrps(
 async fn scheduling_infos(
     State(bbs): State<Api>,
     Body(req): Body<DesiredLrpsRequest>,
-) -> ApiResult<Vec<crate::desired_lrp::SchedulingInfo>> {
+) -> ApiResult<Vec<crate::models::desired_lrp::SchedulingInfo>> {
     Ok(Json(bbs.desired_lrp_scheduling_infos(&req.into()).await?))
 }
 
 async fn actual_lrps(
     State(bbs): State<Api>,
     Body(req): Body<ActualLrpsRequest>,
-) -> ApiResult<Vec<Arc<crate::actual_lrp::ActualLrp>>> {
+) -> ApiResult<Vec<Arc<crate::models::actual_lrp::ActualLrp>>> {
     Ok(Json(bbs.actual_lrps(&req.into()).await?))
 }
 
 fn instance_key(
     r: &ActualLrpRequest,
-) -> Result<&crate::actual_lrp::ActualLrpInstanceKey, ApiError> {
+) -> Result<&crate::models::actual_lrp::ActualLrpInstanceKey, ApiError> {
     r.actual_lrp_instance_key
         .as_ref()
         .ok_or_else(|| ApiError(missing("actual_lrp_instance_key")))
 }
 
-fn net_info(r: &ActualLrpRequest) -> Result<&crate::actual_lrp::ActualLrpNetInfo, ApiError> {
+fn net_info(
+    r: &ActualLrpRequest,
+) -> Result<&crate::models::actual_lrp::ActualLrpNetInfo, ApiError> {
     r.actual_lrp_net_info
         .as_ref()
         .ok_or_else(|| ApiError(missing("actual_lrp_net_info")))
 }
 
 fn missing(field: &str) -> Error {
-    let mut v = crate::validation::ValidationErrors::new();
+    let mut v = crate::models::validation::ValidationErrors::new();
     v.add(field, "is required");
     Error::InvalidRequest(v)
 }
@@ -651,7 +653,7 @@ async fn log_lines(
     let follow = match query {
         Ok(Query(q)) => q.follow,
         Err(rejection) => {
-            let mut v = crate::validation::ValidationErrors::new();
+            let mut v = crate::models::validation::ValidationErrors::new();
             v.add("follow", rejection.body_text());
             return ApiError(Error::InvalidRequest(v)).into_response();
         }

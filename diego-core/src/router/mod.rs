@@ -69,8 +69,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::guid::{InstanceGuid, ProcessGuid};
-use crate::modification_tag::ModificationTag;
+use crate::models::guid::{InstanceGuid, ProcessGuid};
+use crate::models::modification_tag::ModificationTag;
 
 pub use emitter::{EmitterStats, RouteEmitter, RouteEmitterBuilder};
 pub use proxy::{HttpProxy, HttpProxyBuilder};

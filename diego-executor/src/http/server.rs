@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use diego_auction::Work;
 use diego_core::http::request_id;
 use diego_core::http::server::{ApiError, Body, Empty, DEFAULT_BODY_LIMIT};
-use diego_core::validation::ValidationErrors;
+use diego_core::models::validation::ValidationErrors;
 use diego_core::{ActualLrpInstanceKey, ActualLrpKey, CellState, Error, TaskGuid};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey};
-use crate::cell::CellPresence;
 use crate::error::{Error, Result};
-use crate::guid::{CellId, TaskGuid};
-use crate::metric_tags::MetricTags;
+use crate::models::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey};
+use crate::models::cell::CellPresence;
+use crate::models::guid::{CellId, TaskGuid};
+use crate::models::metric_tags::MetricTags;
 
 /// Calls from the BBS to a cell.
 #[async_trait]

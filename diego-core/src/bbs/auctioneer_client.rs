@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired_lrp::SchedulingInfo;
-use crate::guid::{ProcessGuid, TaskGuid};
-use crate::task::Task;
-use crate::volume_mount::VolumePlacement;
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::guid::{ProcessGuid, TaskGuid};
+use crate::models::task::Task;
+use crate::models::volume_mount::VolumePlacement;
 
 /// Resources one container needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::guid::TaskGuid;
-use crate::task::Task;
+use crate::models::guid::TaskGuid;
+use crate::models::task::Task;
 use crate::time::Timestamp;
 
 /// How many times a callback is attempted before giving up (Diego: 3).
