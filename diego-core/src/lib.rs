@@ -74,6 +74,7 @@ pub mod models;
 pub mod request_id;
 #[cfg(feature = "router")]
 pub mod router;
+pub mod routing;
 pub mod store;
 pub mod time;
 
