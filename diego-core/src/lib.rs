@@ -80,7 +80,7 @@ pub mod time;
 
 pub use bbs::{
     AuctioneerClient, Bbs, BbsApi, BbsBuilder, BbsConfig, CompletionCallback, LrpStartRequest,
-    PlacementConstraint, RepClient, Resource, TaskStartRequest,
+    RepClient, TaskStartRequest,
 };
 pub use convergence::{ConvergenceConfig, ConvergenceReport, Converger};
 pub use error::{Error, Result};
@@ -93,11 +93,12 @@ pub use models::{
     DesireTaskRequest, DesiredLrp, DesiredLrpKey, DesiredLrpUpdate, Domain, DownloadAction,
     DynamicMetricTag, EgressRule, EmitProgressAction, EnvironmentVariable, FieldError, HttpCheck,
     HttpRoute, IcmpInfo, InstanceGuid, LogRateLimit, LrpSummary, MetricTagValue, MetricTags,
-    ModificationTag, Network, ParallelAction, PortMapping, PortRange, PreferredAddress, Presence,
-    ProcessGuid, ResourceLimits, RestartCalculator, RootfsProviders, Routes, RunAction, RunInfo,
-    SchedulingInfo, SerialAction, SharedDevice, Sidecar, Task, TaskDefinition, TaskGuid, TaskState,
-    TaskSummary, TcpCheck, TcpRoute, TimeoutAction, TryAction, UpdateStrategy, UploadAction,
-    Validate, ValidationErrors, VolumeMount, VolumePlacement,
+    ModificationTag, Network, ParallelAction, PlacementConstraint, PortMapping, PortRange,
+    PreferredAddress, Presence, ProcessGuid, Resource, ResourceLimits, RestartCalculator,
+    RootfsProviders, Routes, RunAction, RunInfo, SchedulingInfo, SerialAction, SharedDevice,
+    Sidecar, Task, TaskDefinition, TaskGuid, TaskState, TaskSummary, TcpCheck, TcpRoute,
+    TimeoutAction, TryAction, UpdateStrategy, UploadAction, Validate, ValidationErrors,
+    VolumeMount, VolumePlacement,
 };
 pub use store::{MemoryStore, Store};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, TokioClock};

@@ -11,7 +11,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use diego_core::{Bbs, DesiredLrp, RunAction, auctioneer::RecordingAuctioneer};
+//! use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+//! use diego_core::{Bbs, DesiredLrp, RunAction};
 //! use diego_core::convergence::Converger;
 //!
 //! let auctioneer = Arc::new(RecordingAuctioneer::new());

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bbs::auctioneer_client::Resource;
 use crate::models::actual_lrp::ActualLrpKey;
 use crate::models::guid::{CellId, TaskGuid};
+use crate::models::resource::Resource;
 use crate::models::rootfs::{rootfs_rest, rootfs_scheme};
 use crate::models::validation::{FieldPath, Validate, Validator};
 

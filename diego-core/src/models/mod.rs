@@ -1,7 +1,7 @@
 //! Diego's models, as its `bbs/models` package has them: Tasks, DesiredLRPs, ActualLRPs,
-//! cells, actions, health checks, routes, networking, volume mounts, domains, the
-//! identifiers and modification tags every record carries, the crash restart policy,
-//! and the validation of all of them.
+//! cells and the resources they offer, actions, health checks, routes, networking,
+//! volume mounts, domains, the identifiers and modification tags every record carries,
+//! the crash restart policy, and the validation of all of them.
 //!
 //! These are plain data with their stable JSON shape and their validation rules. They
 //! must not know the BBS, its `Store`, events or convergence, nor HTTP, the auction or
@@ -19,6 +19,7 @@ pub mod log_rate_limit;
 pub mod metric_tags;
 pub mod modification_tag;
 pub mod network;
+pub mod resource;
 pub mod restart_policy;
 pub mod rootfs;
 pub mod routes;
@@ -46,6 +47,7 @@ pub use log_rate_limit::LogRateLimit;
 pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
 pub use modification_tag::ModificationTag;
 pub use network::{EgressRule, IcmpInfo, Network, PortRange};
+pub use resource::{PlacementConstraint, Resource};
 pub use restart_policy::RestartCalculator;
 pub use routes::{HttpRoute, Routes, TcpRoute};
 pub use task::{DesireTaskRequest, Task, TaskDefinition, TaskState};
