@@ -12,7 +12,6 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::request_id::forward;
 use super::server::{Empty, LAGGED_EVENT, LOG_EVENT};
 use super::types::*;
 use crate::bbs::BbsApi;
@@ -23,13 +22,14 @@ use crate::models::cell::CellPresence;
 use crate::models::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
 use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::models::task::{DesireTaskRequest, Task};
+use crate::request_id::forward;
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 
 /// A followed log stream ([`BbsClient::follow_logs`]).
 pub type LogRecordStream = Pin<Box<dyn Stream<Item = Result<LogRecord>> + Send + 'static>>;
 
 /// A BBS reached over HTTP. Every call carries the current request id
-/// ([`request_id::current`](super::request_id::current)) when there is one.
+/// ([`request_id::current`](crate::request_id::current)) when there is one.
 ///
 /// Given several URLs ([`BbsClient::with_urls`]), the client fails over: a BBS that
 /// cannot be connected to, or that answers it is [not the active BBS](NOT_ACTIVE_BBS),

@@ -7,7 +7,7 @@
 //!
 //! With a log sink ([`BbsServer::log_sink`]) it also serves the logs of each log guid:
 //! `GET /v1/logs/{log_guid}` (recent lines) and `?follow=true` (server-sent events).
-//! Every request carries an `X-Vcap-Request-Id` ([`request_id`](super::request_id)).
+//! Every request carries an `X-Vcap-Request-Id` ([`request_id`](crate::request_id)).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -114,13 +114,14 @@ fn done(r: Result<(), Error>) -> ApiResult<Empty> {
     r.map(|()| Json(Empty {})).map_err(ApiError)
 }
 
-/// Builds the API's router over `bbs`, with the default body limit and no logs.
-pub fn router(bbs: Arc<dyn BbsApi>) -> Router {
+/// The BBS API's routes over `bbs` (an axum `Router`), with the default body limit and
+/// no logs.
+pub fn bbs_routes(bbs: Arc<dyn BbsApi>) -> Router {
     BbsServer::new(bbs).router()
 }
 
-/// Builds the API's router over `bbs`, refusing bodies over `body_limit` bytes with 413.
-pub fn router_with_limit(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
+/// The BBS API's routes over `bbs`, refusing bodies over `body_limit` bytes with 413.
+pub fn bbs_routes_with_limit(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
     BbsServer::new(bbs).body_limit(body_limit).router()
 }
 
@@ -137,7 +138,7 @@ pub async fn serve(
 /// The BBS HTTP API, configured: the operations of a [`BbsApi`], and (when given a
 /// [`RingBufferLogSink`]) the logs of each log guid at `GET /v1/logs/{log_guid}`.
 ///
-/// Every request gets an `X-Vcap-Request-Id` (see [`request_id`](super::request_id)).
+/// Every request gets an `X-Vcap-Request-Id` (see [`request_id`](crate::request_id)).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -211,7 +212,7 @@ impl BbsServer {
         let api = operations(self.bbs, self.body_limit)
             .merge(logs)
             .layer(Extension(Shutdown(self.shutdown)));
-        super::request_id::traced(api)
+        crate::request_id::traced(api)
     }
 
     /// Serves the API on `listener` until `cancel` fires: in-flight requests finish,

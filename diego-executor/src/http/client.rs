@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diego_auction::{CellClient, CellClientFactory, Work};
-use diego_core::http::request_id;
 use diego_core::http::types::ErrorBody;
 use diego_core::models::metric_tags::MetricTags;
+use diego_core::request_id;
 use diego_core::{
     ActualLrpInstanceKey, ActualLrpKey, CellId, CellPresence, CellState, Error, RepClient, TaskGuid,
 };
