@@ -42,12 +42,14 @@ pub struct RouteEmitterBuilder {
 impl RouteEmitterBuilder {
     /// How often the whole table is listed again as a safety net (60 s, as Diego's
     /// route emitter); `None`: only on start, `Lagged` and reconnection.
+    #[must_use]
     pub fn sync_interval(mut self, interval: Option<Duration>) -> Self {
         self.sync_interval = interval;
         self
     }
 
     /// How long to wait before retrying after the BBS or the router failed (1 s).
+    #[must_use]
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.retry_delay = delay;
         self
