@@ -7,6 +7,17 @@
 //! This crate depends on no other diego crate: it knows the domain, not how containers
 //! run or where work is placed.
 //!
+//! ## Where things are
+//!
+//! - [`models`]: Diego's models and their validation; every type is re-exported here.
+//! - [`bbs`]: the BBS ([`Bbs`], [`BbsApi`]) and its outbound contracts
+//!   ([`bbs::auctioneer_client`], [`bbs::rep_client`], [`bbs::completion_callback`]).
+//! - [`store`], [`events`], [`convergence`], [`lock`], [`log_sink`], [`time`], [`error`],
+//!   [`request_id`]: what the BBS and its neighbours build on.
+//! - [`routing`]: the [`Router`](routing::Router) plug-in point and the route emitter,
+//!   with no HTTP stack; feature `router`: the default router and its proxies
+//!   ([`router`]); feature `http`: the BBS over HTTP ([`http`]).
+//!
 //! ## Quick start
 //!
 //! Describe an LRP, validate it, and look at its stable JSON shape:
