@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use diego_core::auctioneer::RecordingAuctioneer;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::events::EventItem;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{

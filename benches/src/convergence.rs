@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use diego_core::bbs::rep_client::RecordingRepClient;
 use diego_core::convergence::Converger;
-use diego_core::rep_client::RecordingRepClient;
 use diego_core::store::{ActualLrpFilter, Precondition, Record, WriteBatch};
 use diego_core::{
     ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Bbs,
@@ -27,7 +27,9 @@ fn cell_id(i: usize) -> CellId {
 async fn converged_world(clock: Arc<ManualClock>) -> anyhow::Result<Bbs> {
     let bbs = Bbs::builder()
         .clock(clock)
-        .auctioneer(Arc::new(diego_core::auctioneer::RecordingAuctioneer::new()))
+        .auctioneer(Arc::new(
+            diego_core::bbs::auctioneer_client::RecordingAuctioneer::new(),
+        ))
         .rep_client(Arc::new(RecordingRepClient::new()))
         .build();
     for i in 0..CELLS {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use diego_core::auctioneer::RecordingAuctioneer;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::http::BbsClient;
 use diego_core::{Bbs, BbsApi, DesireTaskRequest, RunAction, TaskDefinition};
 use tokio_util::sync::CancellationToken;

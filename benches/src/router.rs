@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use diego_core::router::{Endpoint, HttpProxy, RouteChange, RouteKey, Router, TableRouter};
+use diego_core::router::{HttpProxy, TableRouter};
+use diego_core::routing::{Endpoint, RouteChange, RouteKey, Router};
 use http_body_util::{BodyExt, Empty};
 use hyper::header::HOST;
 use hyper::Request;

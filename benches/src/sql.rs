@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::Context;
-use diego_core::auctioneer::RecordingAuctioneer;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::store::sql::SqlOptions;
 use diego_core::store::{ActualLrpFilter, PostgresStore, SqliteStore, Store};
 use diego_core::{ActualLrpKey, Bbs};

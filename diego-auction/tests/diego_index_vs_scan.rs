@@ -12,7 +12,7 @@ use std::sync::Arc;
 use common::*;
 use diego_auction::diego::lrp_score;
 use diego_auction::{AuctionBatch, AuctionResults, DiegoConfig, DiegoStrategy, PlacementStrategy};
-use diego_core::cell::{LrpFingerprints, LrpLineage};
+use diego_core::models::cell::{LrpFingerprints, LrpLineage};
 use diego_core::{CellState, LrpStartRequest};
 use proptest::prelude::*;
 

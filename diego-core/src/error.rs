@@ -4,7 +4,7 @@
 //! API's error body); messages are Diego's exact texts where Diego has one, because
 //! clients match on them.
 
-use crate::validation::ValidationErrors;
+use crate::models::validation::ValidationErrors;
 
 /// Errors of diego-core's operations.
 #[derive(Debug, thiserror::Error)]

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey};
-use crate::desired_lrp::DesiredLrp;
-use crate::guid::CellId;
-use crate::task::Task;
+use crate::models::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey};
+use crate::models::desired_lrp::DesiredLrp;
+use crate::models::guid::CellId;
+use crate::models::task::Task;
 use crate::time::Timestamp;
 
 /// Events of the LRP stream.
@@ -288,7 +288,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actual_lrp::ActualLrpKey;
+    use crate::models::actual_lrp::ActualLrpKey;
     use futures::StreamExt;
 
     fn row(cell: Option<&str>) -> ActualLrp {
@@ -339,14 +339,16 @@ mod tests {
         let hub = EventHub::new(4, LagPolicy::Signal);
         let mut s = hub.subscribe_task();
         for _ in 0..10 {
-            hub.emit_task([TaskEvent::TaskRemoved(crate::task::Task::from_request(
-                crate::task::DesireTaskRequest {
-                    task_guid: "t".into(),
-                    domain: "d".into(),
-                    task_definition: Default::default(),
-                },
-                Timestamp(0),
-            ))]);
+            hub.emit_task([TaskEvent::TaskRemoved(
+                crate::models::task::Task::from_request(
+                    crate::models::task::DesireTaskRequest {
+                        task_guid: "t".into(),
+                        domain: "d".into(),
+                        task_definition: Default::default(),
+                    },
+                    Timestamp(0),
+                ),
+            )]);
         }
         assert_eq!(s.next().await, Some(EventItem::Lagged { missed: 6 }));
         let EventItem::Event(e) = s.next().await.unwrap() else {

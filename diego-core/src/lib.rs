@@ -7,6 +7,17 @@
 //! This crate depends on no other diego crate: it knows the domain, not how containers
 //! run or where work is placed.
 //!
+//! ## Where things are
+//!
+//! - [`models`]: Diego's models and their validation; every type is re-exported here.
+//! - [`bbs`]: the BBS ([`Bbs`], [`BbsApi`]) and its outbound contracts
+//!   ([`bbs::auctioneer_client`], [`bbs::rep_client`], [`bbs::completion_callback`]).
+//! - [`store`], [`events`], [`convergence`], [`lock`], [`log_sink`], [`time`], [`error`],
+//!   [`request_id`]: what the BBS and its neighbours build on.
+//! - [`routing`]: the [`Router`](routing::Router) plug-in point and the route emitter,
+//!   with no HTTP stack; feature `router`: the default router and its proxies
+//!   ([`router`]); feature `http`: the BBS over HTTP ([`http`]).
+//!
 //! ## Quick start
 //!
 //! Describe an LRP, validate it, and look at its stable JSON shape:
@@ -62,76 +73,43 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-pub mod action;
-pub mod actual_lrp;
-pub mod auctioneer;
 pub mod bbs;
-pub mod cell;
-pub mod check_definition;
-pub mod completion_callback;
 pub mod convergence;
-pub mod desired_lrp;
-pub mod domain;
 pub mod error;
 pub mod events;
-pub mod guid;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod lock;
-pub mod log_rate_limit;
 pub mod log_sink;
-pub mod metric_tags;
-pub mod modification_tag;
-pub mod network;
-pub mod rep_client;
+pub mod models;
 pub mod request_id;
-pub mod restart_policy;
-pub mod rootfs;
 #[cfg(feature = "router")]
 pub mod router;
-pub mod routes;
+pub mod routing;
 pub mod store;
-pub mod task;
 pub mod time;
-pub mod truncate;
-pub mod validation;
-pub mod volume_mount;
 
-pub use action::{
-    Action, CodependentAction, DownloadAction, EmitProgressAction, EnvironmentVariable,
-    ParallelAction, ResourceLimits, RunAction, SerialAction, TimeoutAction, TryAction,
-    UploadAction,
+pub use bbs::{
+    AuctioneerClient, Bbs, BbsApi, BbsBuilder, BbsConfig, CompletionCallback, LrpStartRequest,
+    RepClient, TaskStartRequest,
 };
-pub use actual_lrp::{
-    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, PortMapping,
-    PreferredAddress, Presence,
-};
-pub use auctioneer::{
-    AuctioneerClient, LrpStartRequest, PlacementConstraint, Resource, TaskStartRequest,
-};
-pub use bbs::{Bbs, BbsApi, BbsBuilder, BbsConfig};
-pub use cell::{CellCapacity, CellPresence, CellState, LrpSummary, RootfsProviders, TaskSummary};
-pub use check_definition::{Check, CheckDefinition, HttpCheck, TcpCheck};
-pub use completion_callback::CompletionCallback;
 pub use convergence::{ConvergenceConfig, ConvergenceReport, Converger};
-pub use desired_lrp::{
-    DesiredLrp, DesiredLrpKey, DesiredLrpUpdate, RunInfo, SchedulingInfo, Sidecar, UpdateStrategy,
-};
-pub use domain::Domain;
 pub use error::{Error, Result};
 pub use events::{EventItem, EventStream, LrpEvent, TaskEvent};
-pub use guid::{CellId, InstanceGuid, ProcessGuid, TaskGuid};
 pub use lock::{Lease, Lock};
-pub use log_rate_limit::LogRateLimit;
 pub use log_sink::{LogLine, LogSink, LogStream, LogTags};
-pub use metric_tags::{DynamicMetricTag, MetricTagValue, MetricTags};
-pub use modification_tag::ModificationTag;
-pub use network::{EgressRule, IcmpInfo, Network, PortRange};
-pub use rep_client::RepClient;
-pub use restart_policy::RestartCalculator;
-pub use routes::{HttpRoute, Routes, TcpRoute};
+pub use models::{
+    Action, ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState,
+    CellCapacity, CellId, CellPresence, CellState, Check, CheckDefinition, CodependentAction,
+    DesireTaskRequest, DesiredLrp, DesiredLrpKey, DesiredLrpUpdate, Domain, DownloadAction,
+    DynamicMetricTag, EgressRule, EmitProgressAction, EnvironmentVariable, FieldError, HttpCheck,
+    HttpRoute, IcmpInfo, InstanceGuid, LogRateLimit, LrpSummary, MetricTagValue, MetricTags,
+    ModificationTag, Network, ParallelAction, PlacementConstraint, PortMapping, PortRange,
+    PreferredAddress, Presence, ProcessGuid, Resource, ResourceLimits, RestartCalculator,
+    RootfsProviders, Routes, RunAction, RunInfo, SchedulingInfo, SerialAction, SharedDevice,
+    Sidecar, Task, TaskDefinition, TaskGuid, TaskState, TaskSummary, TcpCheck, TcpRoute,
+    TimeoutAction, TryAction, UpdateStrategy, UploadAction, Validate, ValidationErrors,
+    VolumeMount, VolumePlacement,
+};
 pub use store::{MemoryStore, Store};
-pub use task::{DesireTaskRequest, Task, TaskDefinition, TaskState};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, TokioClock};
-pub use validation::{FieldError, Validate, ValidationErrors};
-pub use volume_mount::{SharedDevice, VolumeMount, VolumePlacement};

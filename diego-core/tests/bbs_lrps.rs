@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use diego_core::bbs::rep_client::RepCall;
 use diego_core::events::ActualLrpCrashed;
-use diego_core::rep_client::RepCall;
 use diego_core::store::{ActualLrpFilter, Precondition, Record, WriteBatch};
 use diego_core::*;
 

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use diego_core::completion_callback::{Delivery, TaskCallbackResponse};
-use diego_core::rep_client::RepCall;
+use diego_core::bbs::completion_callback::{Delivery, TaskCallbackResponse};
+use diego_core::bbs::rep_client::RepCall;
 use diego_core::*;
 
 fn guid(s: &str) -> TaskGuid {

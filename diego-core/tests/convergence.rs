@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ik, key, lrp, net, task_request};
-use diego_core::auctioneer::RecordingAuctioneer;
-use diego_core::completion_callback::RecordingCallback;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+use diego_core::bbs::completion_callback::RecordingCallback;
+use diego_core::bbs::rep_client::{RecordingRepClient, RepCall};
 use diego_core::convergence::{
     ConvergenceConfig, Converger, CELL_DISAPPEARED, NOT_STARTED_IN_TIME,
 };
-use diego_core::rep_client::{RecordingRepClient, RepCall};
 use diego_core::store::{ActualLrpFilter, Precondition, Record, WriteBatch};
 use diego_core::*;
 use tokio::time::advance;
@@ -438,10 +438,9 @@ async fn every_task_rule() {
         .unwrap();
     advance(Duration::from_secs(91)).await;
     w.cell("c1").await;
-    w.callback
-        .script(vec![diego_core::completion_callback::Delivery::GiveUp(
-            "down".into(),
-        )]);
+    w.callback.script(vec![
+        diego_core::bbs::completion_callback::Delivery::GiveUp("down".into()),
+    ]);
     w.bbs.desire_task(with_cb("cb")).await.unwrap();
     w.bbs.fail_task(&TaskGuid::new("cb"), "x").await.unwrap();
     tokio::task::yield_now().await;

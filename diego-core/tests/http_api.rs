@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ik, key, lrp, net, task_request};
-use diego_core::auctioneer::RecordingAuctioneer;
-use diego_core::http::{router, BbsClient};
-use diego_core::rep_client::RecordingRepClient;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+use diego_core::bbs::rep_client::RecordingRepClient;
+use diego_core::http::{bbs_routes, BbsClient};
 use diego_core::store::{ActualLrpFilter, TaskFilter};
 use diego_core::*;
 use futures::StreamExt;
@@ -319,7 +319,7 @@ async fn bad_bodies_get_clear_json_errors() {
         ["process_guid", "domain", "rootfs", "instances", "action"]
     );
     // The server's own router answers /ping.
-    let app = router(Arc::new(s.bbs.clone()));
+    let app = bbs_routes(Arc::new(s.bbs.clone()));
     drop(app);
     assert_eq!(
         http.get(format!("{}/ping", s.url))
@@ -396,7 +396,9 @@ async fn an_unreachable_bbs_is_unavailable() {
 
 #[tokio::test]
 async fn completion_callbacks_over_http_follow_the_retry_rules() {
-    use diego_core::completion_callback::{CompletionCallback, Delivery, TaskCallbackResponse};
+    use diego_core::bbs::completion_callback::{
+        CompletionCallback, Delivery, TaskCallbackResponse,
+    };
     use diego_core::http::HttpCompletionCallback;
     use std::sync::atomic::{AtomicU16, Ordering};
 

@@ -35,7 +35,7 @@ async fn dead_url() -> String {
 #[tokio::test]
 async fn skips_dead_and_standby_bbses_and_stays_with_the_active_one() {
     let api: Arc<dyn BbsApi> = Arc::new(Bbs::builder().build());
-    let active = serve(diego_core::http::router(api)).await;
+    let active = serve(diego_core::http::bbs_routes(api)).await;
     let urls = vec![dead_url().await, standby().await, active.clone()];
     let client = BbsClient::with_urls(urls.clone()).unwrap();
     assert_eq!(client.base_url(), urls[0]);

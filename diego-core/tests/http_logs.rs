@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::task_request;
-use diego_core::auctioneer::RecordingAuctioneer;
-use diego_core::http::request_id::{self, REQUEST_ID_HEADER};
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::http::{BbsClient, BbsServer, LogRecord};
 use diego_core::log_sink::{LogLine, LogSink, LogStream, RingBufferLogSink};
-use diego_core::metric_tags::MetricTags;
+use diego_core::models::metric_tags::MetricTags;
+use diego_core::request_id::{self, REQUEST_ID_HEADER};
 use diego_core::*;
 use futures::StreamExt;
 use parking_lot::Mutex;

@@ -53,7 +53,7 @@ async fn start(tls: ServerTls) -> (String, CancellationToken) {
     let cancel = CancellationToken::new();
     tokio::spawn(serve_tls(
         listener,
-        diego_core::http::router(bbs),
+        diego_core::http::bbs_routes(bbs),
         tls,
         cancel.clone(),
     ));

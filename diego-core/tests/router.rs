@@ -11,11 +11,9 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use diego_core::router::{
-    Endpoint, HttpProxy, HttpProxyBuilder, RouteChange, RouteEmitter, RouteKey, Router,
-    RoutingTable, TableRouter, TcpProxy,
-};
-use diego_core::routes::TcpRoute;
+use diego_core::models::routes::TcpRoute;
+use diego_core::router::{HttpProxy, HttpProxyBuilder, TableRouter, TcpProxy};
+use diego_core::routing::{Endpoint, RouteChange, RouteEmitter, RouteKey, Router, RoutingTable};
 use diego_core::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -959,7 +957,7 @@ async fn run_instance(bbs: &Bbs, guid: &str, index: i32, attempt: &str, routable
 fn start_emitter(
     bbs: &Bbs,
     router: &TableRouter,
-) -> (CancellationToken, Arc<diego_core::router::EmitterStats>) {
+) -> (CancellationToken, Arc<diego_core::routing::EmitterStats>) {
     let emitter = RouteEmitter::builder(Arc::new(bbs.clone()), Arc::new(router.clone()))
         .sync_interval(None)
         .build();

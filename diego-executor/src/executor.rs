@@ -380,7 +380,7 @@ impl Executor {
     async fn run_inner(&self, guid: &str, request: RunRequest) -> Result<()> {
         if request.action.is_none() {
             return Err(Error::InvalidRequest {
-                reason: diego_core::action::INVALID_ACTION_TYPE.to_string(),
+                reason: diego_core::models::action::INVALID_ACTION_TYPE.to_string(),
             });
         }
         let (resource, tags, request, metric_tags) = {

@@ -91,7 +91,7 @@ async fn run_with_sink(inner: &Arc<Inner>, setup: &Setup, sink: Arc<dyn LogSink>
     }
     let Some(action) = request.action.as_ref() else {
         return outcome(Err(StepError::failed(
-            diego_core::action::INVALID_ACTION_TYPE,
+            diego_core::models::action::INVALID_ACTION_TYPE,
         )));
     };
 

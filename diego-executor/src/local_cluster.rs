@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diego_core::log_sink::{FanOutLogSink, LogSink, RingBufferLogSink, StdoutLogSink};
-use diego_core::router::{HttpProxy, RouteEmitter, TableRouter};
+use diego_core::router::{HttpProxy, TableRouter};
+use diego_core::routing::RouteEmitter;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{
     ActualLrpState, Check, CheckDefinition, DesiredLrp, EnvironmentVariable, Presence, Routes,

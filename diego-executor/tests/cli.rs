@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use assert_cmd::Command;
-use diego_core::auctioneer::RecordingAuctioneer;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::{Bbs, BbsApi};
 use tokio_util::sync::CancellationToken;
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use diego_auction::{CellClient, CellClientFactory, Work};
-use diego_core::auctioneer::RecordingAuctioneer;
-use diego_core::http::request_id::{self, REQUEST_ID_HEADER};
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::http::{BbsClient, BbsServer};
+use diego_core::request_id::{self, REQUEST_ID_HEADER};
 use diego_core::store::ActualLrpFilter;
 use diego_core::*;
 use diego_executor::http::{

@@ -18,7 +18,7 @@
 //! Exact per-process counts are kept only for processes that have come up for
 //! placement (under small ids); the instances of every other process (the bulk of what
 //! cells already run) only set four bits each in a Bloom filter when a cell is ingested,
-//! read from the state's [`LrpFingerprints`](diego_core::cell::LrpFingerprints) when the
+//! read from the state's [`LrpFingerprints`](diego_core::models::cell::LrpFingerprints) when the
 //! producer supplies them (one dense array per cell) or hashed from the guids otherwise.
 //! A process first coming up for placement that the filter has not seen has no instances
 //! anywhere; one it may have seen is counted once by a scan of the cells' instances (of
@@ -27,7 +27,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 
-use diego_core::cell::{process_fingerprint, LrpLineage};
+use diego_core::models::cell::{process_fingerprint, LrpLineage};
 use diego_core::{CellCapacity, CellId, CellState, LrpStartRequest, ProcessGuid, Resource};
 use rand::rngs::SmallRng;
 use rand::Rng;

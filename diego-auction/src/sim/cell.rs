@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use diego_core::cell::{LrpFingerprints, LrpLineage};
+use diego_core::models::cell::{LrpFingerprints, LrpLineage};
 use diego_core::{ActualLrpKey, CellState, LrpSummary, Resource, TaskSummary};
 
 use crate::results::CellWork;

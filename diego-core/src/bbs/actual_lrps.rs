@@ -6,18 +6,18 @@ use std::sync::Arc;
 use tracing::instrument;
 
 use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
-use crate::actual_lrp::{
-    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Presence,
-};
-use crate::auctioneer::LrpStartRequest;
+use crate::bbs::auctioneer_client::LrpStartRequest;
+use crate::bbs::truncate::truncate_cell_string;
 use crate::error::{Error, Result};
 use crate::events::{ActualLrpCrashed, LrpEvent};
-use crate::modification_tag::ModificationTag;
-use crate::restart_policy::RestartDecision;
+use crate::models::actual_lrp::{
+    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Presence,
+};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::restart_policy::RestartDecision;
+use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::store::{ActualLrpFilter, ActualLrpRowKey, Precondition, Record, RecordKey, WriteBatch};
 use crate::time::Timestamp;
-use crate::truncate::truncate_cell_string;
-use crate::validation::{FieldPath, Validate, Validator};
 
 /// The row of `rows` with `presence`.
 pub(super) fn find(rows: &[Arc<ActualLrp>], presence: Presence) -> Option<&Arc<ActualLrp>> {

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
-use crate::cell::CellPresence;
-use crate::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
 use crate::error::Result;
 use crate::events::{EventStream, LrpEvent, TaskEvent};
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
+use crate::models::cell::CellPresence;
+use crate::models::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::task::{DesireTaskRequest, Task};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
-use crate::task::{DesireTaskRequest, Task};
 
 /// Every operation of the BBS. See SPEC.md's Tasks, LRPs and Evacuation sections.
 #[async_trait]

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tracing::instrument;
 
 use super::Bbs;
-use crate::cell::CellPresence;
-use crate::domain::Domain;
 use crate::error::{Error, Result};
-use crate::guid::CellId;
 use crate::lock::Lease;
+use crate::models::cell::CellPresence;
+use crate::models::domain::Domain;
+use crate::models::guid::CellId;
+use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::store::{CellPresenceRecord, Precondition, Record, RecordKey, WriteBatch};
-use crate::validation::{FieldPath, Validate, Validator};
 
 impl Bbs {
     /// Marks `domain` fresh for `ttl` from now (zero: forever).

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use super::actual_lrps::{delete_row, put_update, unclaim};
 use super::{Bbs, Change, PROCESS_STRIPE, TASK_STRIPE};
-use crate::actual_lrp::{ActualLrp, ActualLrpKey, Presence};
-use crate::desired_lrp::SchedulingInfo;
 use crate::error::{Error, Result};
 use crate::events::LrpEvent;
-use crate::modification_tag::ModificationTag;
+use crate::models::actual_lrp::{ActualLrp, ActualLrpKey, Presence};
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::modification_tag::ModificationTag;
+use crate::models::task::{Task, TaskState};
 use crate::store::{Precondition, Record};
-use crate::task::{Task, TaskState};
 
 impl Bbs {
     /// Creates UNCLAIMED rows for `indices` of `info` (each only if still absent);

@@ -8,18 +8,18 @@ use std::sync::Arc;
 use tracing::instrument;
 
 use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
-use crate::actual_lrp::{ActualLrp, ActualLrpKey, ActualLrpState, Presence};
-use crate::auctioneer::LrpStartRequest;
-use crate::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
+use crate::bbs::auctioneer_client::LrpStartRequest;
 use crate::error::{Error, Result};
 use crate::events::LrpEvent;
-use crate::guid::ProcessGuid;
-use crate::modification_tag::ModificationTag;
+use crate::models::actual_lrp::{ActualLrp, ActualLrpKey, ActualLrpState, Presence};
+use crate::models::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
+use crate::models::guid::ProcessGuid;
+use crate::models::modification_tag::ModificationTag;
+use crate::models::validation::{FieldPath, Validate, Validator};
+use crate::models::volume_mount::VolumePlacement;
 use crate::store::{
     ActualLrpFilter, DesiredLrpFilter, Precondition, Record, RecordKey, WriteBatch,
 };
-use crate::validation::{FieldPath, Validate, Validator};
-use crate::volume_mount::VolumePlacement;
 
 fn require_guid(pg: &ProcessGuid) -> Result<()> {
     let mut v = Validator::new();

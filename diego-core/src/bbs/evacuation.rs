@@ -7,14 +7,14 @@ use tracing::instrument;
 
 use super::actual_lrps::{delete_row, find, fresh_tag, put_update, unclaim, unclaimed_row};
 use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
-use crate::actual_lrp::{
-    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Presence,
-};
-use crate::desired_lrp::{SchedulingInfo, UpdateStrategy};
 use crate::error::{Error, Result};
 use crate::events::LrpEvent;
+use crate::models::actual_lrp::{
+    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Presence,
+};
+use crate::models::desired_lrp::{SchedulingInfo, UpdateStrategy};
+use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::store::{ActualLrpFilter, Precondition, Record};
-use crate::validation::{FieldPath, Validate, Validator};
 
 /// What one evacuation call decided besides its writes.
 #[derive(Clone, Copy, Debug, Default)]

@@ -7,14 +7,18 @@
 //! Events are emitted only after their write succeeded; writes to one process (or task)
 //! are serialised in-process, so its events come in write order.
 //!
-//! The BBS never knows the auction or the cells: it talks to them through
-//! [`AuctioneerClient`] and [`RepClient`], and delivers task callbacks through
-//! [`CompletionCallback`].
+//! The BBS never knows the auction or the cells: it talks to them through its outbound
+//! contracts, each in a module of its own — [`AuctioneerClient`] ([`auctioneer_client`]),
+//! [`RepClient`] ([`rep_client`]) — and delivers task callbacks through
+//! [`CompletionCallback`] ([`completion_callback`]). A BBS built without one of them
+//! gets a stand-in that fails or gives up (and the BBS logs it). The recording test
+//! doubles of the three (`RecordingAuctioneer` below) come with feature `test-util`.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use diego_core::{Bbs, BbsApi, DesiredLrp, RunAction, auctioneer::RecordingAuctioneer};
+//! use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+//! use diego_core::{Bbs, BbsApi, DesiredLrp, RunAction};
 //!
 //! let auctioneer = Arc::new(RecordingAuctioneer::new());
 //! let bbs = Bbs::builder().auctioneer(auctioneer.clone()).build();
@@ -28,24 +32,32 @@
 
 mod actual_lrps;
 mod api;
+pub mod auctioneer_client;
 mod cells;
+pub mod completion_callback;
 mod convergence_ops;
 mod desired_lrps;
 mod evacuation;
+pub mod rep_client;
 mod tasks;
+pub mod truncate;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::BbsApi;
+pub use auctioneer_client::{AuctioneerClient, LrpStartRequest, TaskStartRequest};
+pub use completion_callback::CompletionCallback;
+pub use rep_client::RepClient;
 
-use crate::auctioneer::{AuctioneerClient, LrpStartRequest, NoAuctioneer, TaskStartRequest};
-use crate::completion_callback::{CompletionCallback, NoCallback};
+use auctioneer_client::NoAuctioneer;
+use completion_callback::NoCallback;
+use rep_client::NoRepClient;
+
 use crate::error::{Error, Result};
 use crate::events::{EventHub, LagPolicy, LrpEvent, TaskEvent};
-use crate::rep_client::{NoRepClient, RepClient};
-use crate::restart_policy::RestartCalculator;
+use crate::models::restart_policy::RestartCalculator;
 use crate::store::{MemoryStore, Store, WriteBatch};
 use crate::time::{Clock, SystemClock};
 

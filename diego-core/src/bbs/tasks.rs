@@ -4,15 +4,15 @@
 use tracing::instrument;
 
 use super::{with_cas_retry, Bbs, Change, TASK_STRIPE};
-use crate::auctioneer::TaskStartRequest;
-use crate::completion_callback::{Delivery, TaskCallbackResponse, CALLBACK_ATTEMPTS};
+use crate::bbs::auctioneer_client::TaskStartRequest;
+use crate::bbs::completion_callback::{Delivery, TaskCallbackResponse, CALLBACK_ATTEMPTS};
+use crate::bbs::truncate::truncate_cell_string;
 use crate::error::{Error, Result};
 use crate::events::TaskEvent;
-use crate::guid::{CellId, TaskGuid};
+use crate::models::guid::{CellId, TaskGuid};
+use crate::models::task::{DesireTaskRequest, Task, TaskState};
+use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::store::{Precondition, Record, RecordKey, TaskFilter, WriteBatch};
-use crate::task::{DesireTaskRequest, Task, TaskState};
-use crate::truncate::truncate_cell_string;
-use crate::validation::{FieldPath, Validate, Validator};
 
 /// The failure reason of a cancelled task (Diego's text).
 pub const TASK_CANCELLED: &str = "task was cancelled";

@@ -8,11 +8,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actual_lrp::{ActualLrp, ActualLrpState, Presence};
-use crate::desired_lrp::SchedulingInfo;
-use crate::domain::Domain;
-use crate::guid::CellId;
-use crate::restart_policy::RestartCalculator;
+use crate::models::actual_lrp::{ActualLrp, ActualLrpState, Presence};
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::domain::Domain;
+use crate::models::guid::CellId;
+use crate::models::restart_policy::RestartCalculator;
 use crate::time::Timestamp;
 
 /// What LRP convergence reads.

@@ -11,7 +11,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use diego_core::{Bbs, DesiredLrp, RunAction, auctioneer::RecordingAuctioneer};
+//! use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+//! use diego_core::{Bbs, DesiredLrp, RunAction};
 //! use diego_core::convergence::Converger;
 //!
 //! let auctioneer = Arc::new(RecordingAuctioneer::new());
@@ -47,12 +48,12 @@ pub use task::{
     CELL_DISAPPEARED, NOT_STARTED_IN_TIME,
 };
 
-use crate::actual_lrp::{ActualLrp, Presence};
-use crate::auctioneer::{LrpStartRequest, TaskStartRequest};
+use crate::bbs::auctioneer_client::{LrpStartRequest, TaskStartRequest};
 use crate::bbs::Bbs;
-use crate::desired_lrp::SchedulingInfo;
 use crate::error::{Error, Result};
-use crate::guid::{CellId, ProcessGuid};
+use crate::models::actual_lrp::{ActualLrp, Presence};
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::guid::{CellId, ProcessGuid};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 
 /// The converger's settings; every number is Diego's default.

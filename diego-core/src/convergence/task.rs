@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::guid::CellId;
-use crate::task::{Task, TaskState};
+use crate::models::guid::CellId;
+use crate::models::task::{Task, TaskState};
 use crate::time::Timestamp;
 
 /// Failure reason of a task that was never started in time (Diego's text).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::completion_callback::{CompletionCallback, Delivery, TaskCallbackResponse};
+use crate::bbs::completion_callback::{CompletionCallback, Delivery, TaskCallbackResponse};
 
 /// Delivers completion callbacks with reqwest.
 #[derive(Clone, Debug)]

@@ -12,24 +12,24 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::request_id::forward;
 use super::server::{Empty, LAGGED_EVENT, LOG_EVENT};
 use super::types::*;
-use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
 use crate::bbs::BbsApi;
-use crate::cell::CellPresence;
-use crate::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
 use crate::error::{Error, Result};
 use crate::events::{EventItem, EventStream, LrpEvent, Sequenced, TaskEvent};
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
+use crate::models::cell::CellPresence;
+use crate::models::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::task::{DesireTaskRequest, Task};
+use crate::request_id::forward;
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
-use crate::task::{DesireTaskRequest, Task};
 
 /// A followed log stream ([`BbsClient::follow_logs`]).
 pub type LogRecordStream = Pin<Box<dyn Stream<Item = Result<LogRecord>> + Send + 'static>>;
 
 /// A BBS reached over HTTP. Every call carries the current request id
-/// ([`request_id::current`](super::request_id::current)) when there is one.
+/// ([`request_id::current`](crate::request_id::current)) when there is one.
 ///
 /// Given several URLs ([`BbsClient::with_urls`]), the client fails over: a BBS that
 /// cannot be connected to, or that answers it is [not the active BBS](NOT_ACTIVE_BBS),

@@ -2,11 +2,10 @@
 //! [`BbsApi`](crate::BbsApi), and [`BbsClient`] that implements `BbsApi` against it.
 //! Both share one set of request/response [`types`]. The server can also serve the
 //! lines of a [`RingBufferLogSink`](crate::log_sink::RingBufferLogSink) by log guid,
-//! and every request carries an `X-Vcap-Request-Id` ([`request_id`]).
+//! and every request carries an `X-Vcap-Request-Id` ([`request_id`](crate::request_id)).
 
 mod callback;
 mod client;
-pub mod request_id;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -15,5 +14,5 @@ pub mod types;
 pub use callback::HttpCompletionCallback;
 pub use client::LogRecordStream;
 pub use client::{check_bbs_urls, BbsClient, NOT_ACTIVE_BBS};
-pub use server::{router, serve, BbsServer};
+pub use server::{bbs_routes, serve, BbsServer};
 pub use types::LogRecord;

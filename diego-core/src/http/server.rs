@@ -7,7 +7,7 @@
 //!
 //! With a log sink ([`BbsServer::log_sink`]) it also serves the logs of each log guid:
 //! `GET /v1/logs/{log_guid}` (recent lines) and `?follow=true` (server-sent events).
-//! Every request carries an `X-Vcap-Request-Id` ([`request_id`](super::request_id)).
+//! Every request carries an `X-Vcap-Request-Id` ([`request_id`](crate::request_id)).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,13 +27,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::types::*;
 use crate::bbs::BbsApi;
-use crate::cell::CellPresence;
-use crate::desired_lrp::DesiredLrp;
 use crate::error::Error;
 use crate::events::{EventItem, EventStream};
-use crate::guid::CellId;
 use crate::log_sink::RingBufferLogSink;
-use crate::task::DesireTaskRequest;
+use crate::models::cell::CellPresence;
+use crate::models::desired_lrp::DesiredLrp;
+use crate::models::guid::CellId;
+use crate::models::task::DesireTaskRequest;
 
 /// Largest request body accepted by default (4 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -114,13 +114,14 @@ fn done(r: Result<(), Error>) -> ApiResult<Empty> {
     r.map(|()| Json(Empty {})).map_err(ApiError)
 }
 
-/// Builds the API's router over `bbs`, with the default body limit and no logs.
-pub fn router(bbs: Arc<dyn BbsApi>) -> Router {
+/// The BBS API's routes over `bbs` (an axum `Router`), with the default body limit and
+/// no logs.
+pub fn bbs_routes(bbs: Arc<dyn BbsApi>) -> Router {
     BbsServer::new(bbs).router()
 }
 
-/// Builds the API's router over `bbs`, refusing bodies over `body_limit` bytes with 413.
-pub fn router_with_limit(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
+/// The BBS API's routes over `bbs`, refusing bodies over `body_limit` bytes with 413.
+pub fn bbs_routes_with_limit(bbs: Arc<dyn BbsApi>, body_limit: usize) -> Router {
     BbsServer::new(bbs).body_limit(body_limit).router()
 }
 
@@ -137,7 +138,7 @@ pub async fn serve(
 /// The BBS HTTP API, configured: the operations of a [`BbsApi`], and (when given a
 /// [`RingBufferLogSink`]) the logs of each log guid at `GET /v1/logs/{log_guid}`.
 ///
-/// Every request gets an `X-Vcap-Request-Id` (see [`request_id`](super::request_id)).
+/// Every request gets an `X-Vcap-Request-Id` (see [`request_id`](crate::request_id)).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -211,7 +212,7 @@ impl BbsServer {
         let api = operations(self.bbs, self.body_limit)
             .merge(logs)
             .layer(Extension(Shutdown(self.shutdown)));
-        super::request_id::traced(api)
+        crate::request_id::traced(api)
     }
 
     /// Serves the API on `listener` until `cancel` fires: in-flight requests finish,
@@ -292,14 +293,14 @@ async fn desire_task(
 async fn tasks(
     State(bbs): State<Api>,
     Body(req): Body<TasksRequest>,
-) -> ApiResult<Vec<crate::task::Task>> {
+) -> ApiResult<Vec<crate::models::task::Task>> {
     Ok(Json(bbs.tasks(&req.into()).await?))
 }
 
 async fn task_by_guid(
     State(bbs): State<Api>,
     Body(req): Body<TaskGuidRequest>,
-) -> ApiResult<crate::task::Task> {
+) -> ApiResult<crate::models::task::Task> {
     Ok(Json(bbs.task_by_guid(&req.task_guid).await?))
 }
 
@@ -390,33 +391,35 @@ async fn desired_lrps(
 async fn scheduling_infos(
     State(bbs): State<Api>,
     Body(req): Body<DesiredLrpsRequest>,
-) -> ApiResult<Vec<crate::desired_lrp::SchedulingInfo>> {
+) -> ApiResult<Vec<crate::models::desired_lrp::SchedulingInfo>> {
     Ok(Json(bbs.desired_lrp_scheduling_infos(&req.into()).await?))
 }
 
 async fn actual_lrps(
     State(bbs): State<Api>,
     Body(req): Body<ActualLrpsRequest>,
-) -> ApiResult<Vec<Arc<crate::actual_lrp::ActualLrp>>> {
+) -> ApiResult<Vec<Arc<crate::models::actual_lrp::ActualLrp>>> {
     Ok(Json(bbs.actual_lrps(&req.into()).await?))
 }
 
 fn instance_key(
     r: &ActualLrpRequest,
-) -> Result<&crate::actual_lrp::ActualLrpInstanceKey, ApiError> {
+) -> Result<&crate::models::actual_lrp::ActualLrpInstanceKey, ApiError> {
     r.actual_lrp_instance_key
         .as_ref()
         .ok_or_else(|| ApiError(missing("actual_lrp_instance_key")))
 }
 
-fn net_info(r: &ActualLrpRequest) -> Result<&crate::actual_lrp::ActualLrpNetInfo, ApiError> {
+fn net_info(
+    r: &ActualLrpRequest,
+) -> Result<&crate::models::actual_lrp::ActualLrpNetInfo, ApiError> {
     r.actual_lrp_net_info
         .as_ref()
         .ok_or_else(|| ApiError(missing("actual_lrp_net_info")))
 }
 
 fn missing(field: &str) -> Error {
-    let mut v = crate::validation::ValidationErrors::new();
+    let mut v = crate::models::validation::ValidationErrors::new();
     v.add(field, "is required");
     Error::InvalidRequest(v)
 }
@@ -651,7 +654,7 @@ async fn log_lines(
     let follow = match query {
         Ok(Query(q)) => q.follow,
         Err(rejection) => {
-            let mut v = crate::validation::ValidationErrors::new();
+            let mut v = crate::models::validation::ValidationErrors::new();
             v.add("follow", rejection.body_text());
             return ApiError(Error::InvalidRequest(v)).into_response();
         }

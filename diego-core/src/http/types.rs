@@ -3,14 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
-use crate::desired_lrp::DesiredLrpUpdate;
 use crate::error::Error;
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::log_sink::{LogLine, LogStream};
+use crate::models::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
+use crate::models::desired_lrp::DesiredLrpUpdate;
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::validation::{FieldError, ValidationErrors};
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 use crate::time::Timestamp;
-use crate::validation::{FieldError, ValidationErrors};
 
 /// The body of every error answer: `{"type": ..., "message": ...}` (plus the violated
 /// fields of an `InvalidRequest`).

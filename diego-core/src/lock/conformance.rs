@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::Lock;
 use crate::error::Error;
-use crate::guid::TaskGuid;
+use crate::models::guid::TaskGuid;
 use crate::store::conformance::sample_task;
 use crate::store::{Fence, Precondition, Record, Store, WriteBatch};
 use crate::time::Timestamp;

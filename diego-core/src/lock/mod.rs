@@ -39,9 +39,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::models::validation::ValidationErrors;
 use crate::store::Fence;
 use crate::time::Timestamp;
-use crate::validation::ValidationErrors;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;

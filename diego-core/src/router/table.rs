@@ -18,12 +18,12 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
-use super::{normalize_host, Endpoint, RouteChange, RouteKey, Router, RoutingTable};
 use crate::error::Result;
+use crate::routing::{normalize_host, Endpoint, RouteChange, RouteKey, Router, RoutingTable};
 
 /// The default [`Router`]: an in-memory table, swapped lock-free for the request path.
 ///
-/// Cheap to clone (a handle); give one clone to the [`RouteEmitter`](super::RouteEmitter)
+/// Cheap to clone (a handle); give one clone to the [`RouteEmitter`](crate::routing::RouteEmitter)
 /// and others to the [`HttpProxy`](super::HttpProxy) and [`TcpProxy`](super::TcpProxy).
 #[derive(Clone, Debug)]
 pub struct TableRouter {

@@ -28,12 +28,14 @@ pub struct TcpProxyBuilder {
 
 impl TcpProxyBuilder {
     /// The address the external ports are opened on (`0.0.0.0`).
+    #[must_use]
     pub fn bind_ip(mut self, ip: IpAddr) -> Self {
         self.bind_ip = ip;
         self
     }
 
     /// How long connecting to an endpoint may take before the next one is tried (5 s).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

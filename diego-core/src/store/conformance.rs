@@ -23,16 +23,18 @@ use super::{
     ActualLrpFilter, ActualLrpRowKey, CellPresenceRecord, DesiredLrpFilter, Precondition, Record,
     RecordKey, Store, TaskFilter, WriteBatch,
 };
-use crate::action::RunAction;
-use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpState, Presence};
-use crate::cell::{CellCapacity, CellPresence};
-use crate::desired_lrp::DesiredLrp;
-use crate::domain::Domain;
 use crate::error::Error;
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
-use crate::modification_tag::ModificationTag;
-use crate::routes::Routes;
-use crate::task::{DesireTaskRequest, Task, TaskDefinition};
+use crate::models::action::RunAction;
+use crate::models::actual_lrp::{
+    ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpState, Presence,
+};
+use crate::models::cell::{CellCapacity, CellPresence};
+use crate::models::desired_lrp::DesiredLrp;
+use crate::models::domain::Domain;
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::routes::Routes;
+use crate::models::task::{DesireTaskRequest, Task, TaskDefinition};
 use crate::time::Timestamp;
 
 /// Runs every scenario, each on a store from `new_store` (which must start empty).
@@ -580,7 +582,9 @@ pub async fn large_values(store: &dyn Store) {
         serde_json::Value::String("r".repeat(131_072)),
     );
     d.run_info.env = (0..500)
-        .map(|i| crate::action::EnvironmentVariable::new(format!("VAR_{i}"), "v".repeat(100)))
+        .map(|i| {
+            crate::models::action::EnvironmentVariable::new(format!("VAR_{i}"), "v".repeat(100))
+        })
         .collect();
     put(store, Record::desired_lrp(d.clone()), Precondition::Absent)
         .await

@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use super::{
     ActualLrpFilter, CellPresenceRecord, DesiredLrpFilter, Fence, Store, TaskFilter, WriteBatch,
 };
-use crate::actual_lrp::ActualLrp;
-use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
-use crate::domain::Domain;
 use crate::error::Result;
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::lock::{Lease, Lock};
-use crate::task::Task;
+use crate::models::actual_lrp::ActualLrp;
+use crate::models::desired_lrp::{DesiredLrp, SchedulingInfo};
+use crate::models::domain::Domain;
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::task::Task;
 use crate::time::Timestamp;
 
 /// Wraps a store so that every batch written through it is fenced with the holder's

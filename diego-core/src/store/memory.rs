@@ -14,14 +14,14 @@ use super::{
     ActualLrpFilter, ActualLrpRowKey, CellPresenceRecord, DesiredLrpFilter, Precondition, Record,
     RecordKey, Store, TaskFilter, WriteBatch, WriteOp,
 };
-use crate::actual_lrp::{ActualLrp, Presence};
-use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
-use crate::domain::Domain;
 use crate::error::{Error, Result};
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::lock::{validate_acquire, Lease, Lock};
-use crate::modification_tag::ModificationTag;
-use crate::task::Task;
+use crate::models::actual_lrp::{ActualLrp, Presence};
+use crate::models::desired_lrp::{DesiredLrp, SchedulingInfo};
+use crate::models::domain::Domain;
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::task::Task;
 use crate::time::Timestamp;
 
 /// Rows of one process: `(index, presence)` → row.

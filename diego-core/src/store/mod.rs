@@ -21,15 +21,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::actual_lrp::{ActualLrp, ActualLrpKey, Presence};
-use crate::cell::CellPresence;
-use crate::desired_lrp::{DesiredLrp, SchedulingInfo};
-use crate::domain::Domain;
 use crate::error::Result;
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::lock::Lock;
-use crate::modification_tag::ModificationTag;
-use crate::task::Task;
+use crate::models::actual_lrp::{ActualLrp, ActualLrpKey, Presence};
+use crate::models::cell::CellPresence;
+use crate::models::desired_lrp::{DesiredLrp, SchedulingInfo};
+use crate::models::domain::Domain;
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::task::Task;
 use crate::time::Timestamp;
 
 #[cfg(feature = "test-util")]

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use diego_core::auctioneer::RecordingAuctioneer;
-use diego_core::completion_callback::RecordingCallback;
+use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+use diego_core::bbs::completion_callback::RecordingCallback;
+use diego_core::bbs::rep_client::RecordingRepClient;
 use diego_core::events::{EventItem, EventStream};
-use diego_core::rep_client::RecordingRepClient;
 use diego_core::*;
 use futures::StreamExt;
 

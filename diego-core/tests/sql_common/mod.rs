@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use async_trait::async_trait;
-use diego_core::actual_lrp::Presence;
+use diego_core::models::actual_lrp::Presence;
 use diego_core::store::conformance::{sample_actual, sample_desired, sample_task};
 use diego_core::store::sql::{EncryptionKey, KeyRing};
 use diego_core::store::{

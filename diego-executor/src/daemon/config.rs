@@ -97,7 +97,7 @@ impl Default for BbsServerConfig {
             lock_ttl_ms: 15_000,
             lock_retry_interval_ms: 1_000,
             convergence_interval_ms: 30_000,
-            cell_presence_ttl_ms: diego_core::cell::DEFAULT_CELL_PRESENCE_TTL_MS,
+            cell_presence_ttl_ms: diego_core::models::cell::DEFAULT_CELL_PRESENCE_TTL_MS,
             tls: None,
             rep_client_tls: None,
         }

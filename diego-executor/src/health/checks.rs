@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use diego_core::check_definition::{
+use diego_core::models::check_definition::{
     DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_LOG_SOURCE, DEFAULT_CHECK_TIMEOUT_MS,
     DEFAULT_HTTP_CHECK_PATH,
 };

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diego_auction::{CellClient, CellClientFactory, Work};
-use diego_core::http::request_id;
 use diego_core::http::types::ErrorBody;
-use diego_core::metric_tags::MetricTags;
+use diego_core::models::metric_tags::MetricTags;
+use diego_core::request_id;
 use diego_core::{
     ActualLrpInstanceKey, ActualLrpKey, CellId, CellPresence, CellState, Error, RepClient, TaskGuid,
 };
@@ -314,7 +314,7 @@ impl CellClient for HttpCellClient {
             .map(|mut s| {
                 // Fingerprints do not travel in JSON: the client adds them as the rep's
                 // own states carry them.
-                s.lrp_fingerprints = diego_core::cell::LrpFingerprints::of_lrps(&s.lrps);
+                s.lrp_fingerprints = diego_core::models::cell::LrpFingerprints::of_lrps(&s.lrps);
                 Arc::new(s)
             })
             .map_err(|e| self.auction_error(e))

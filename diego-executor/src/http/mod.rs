@@ -17,7 +17,7 @@
 //!
 //! Errors answer `{"type", "message"}` as the BBS API does
 //! ([`ErrorBody`](diego_core::http::types::ErrorBody)). Every request carries an
-//! `X-Vcap-Request-Id` ([`request_id`](diego_core::http::request_id)), and the clients
+//! `X-Vcap-Request-Id` ([`request_id`](diego_core::request_id)), and the clients
 //! forward the one of the request they are called for.
 //!
 //! ```

@@ -80,7 +80,7 @@ impl Rep {
             }
         }
         let presence = self.presence();
-        let lrp_fingerprints = diego_core::cell::LrpFingerprints::of_lrps(&lrps);
+        let lrp_fingerprints = diego_core::models::cell::LrpFingerprints::of_lrps(&lrps);
         CellState {
             cell_id: cell.clone(),
             rep_url: c.rep_url.clone(),
@@ -101,7 +101,7 @@ impl Rep {
             volume_drivers: c.volume_drivers.clone(),
             proxy_memory_allocation_mb: c.proxy_memory_allocation_mb,
             // Listed in container order, not appended to: no promise across snapshots.
-            lrp_lineage: diego_core::cell::LrpLineage::default(),
+            lrp_lineage: diego_core::models::cell::LrpLineage::default(),
             lrp_fingerprints,
         }
     }
@@ -351,7 +351,7 @@ pub fn lrp_run_request(desired: &DesiredLrp, index: i32, ig: &InstanceGuid) -> R
         }),
         result_file: String::new(),
         log_rate_limit: log_limit(r.log_rate_limit.as_ref()),
-        metric_tags: diego_core::metric_tags::resolve_metric_tags(
+        metric_tags: diego_core::models::metric_tags::resolve_metric_tags(
             &r.metric_tags,
             Some((index, ig.as_str())),
         ),
@@ -391,7 +391,7 @@ pub fn task_run_request(task: &Task) -> RunRequest {
         },
         result_file: d.result_file.clone(),
         log_rate_limit: log_limit(d.log_rate_limit.as_ref()),
-        metric_tags: diego_core::metric_tags::resolve_metric_tags(&d.metric_tags, None),
+        metric_tags: diego_core::models::metric_tags::resolve_metric_tags(&d.metric_tags, None),
         ..RunRequest::default()
     }
 }

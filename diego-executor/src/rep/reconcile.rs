@@ -252,7 +252,7 @@ impl Rep {
         metric_tags: &diego_core::MetricTags,
     ) -> diego_core::Result<()> {
         let guid = container_guid(&key.process_guid, &ik.instance_guid);
-        let tags = diego_core::metric_tags::resolve_metric_tags(
+        let tags = diego_core::models::metric_tags::resolve_metric_tags(
             metric_tags,
             Some((key.index, ik.instance_guid.as_str())),
         );

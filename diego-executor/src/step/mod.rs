@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diego_core::action::INVALID_ACTION_TYPE;
+use diego_core::models::action::INVALID_ACTION_TYPE;
 use diego_core::Action;
 use futures::future::BoxFuture;
 use tokio::sync::watch;

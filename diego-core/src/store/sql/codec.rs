@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::KeyRing;
-use crate::actual_lrp::Presence;
 use crate::error::{Error, Result};
+use crate::models::actual_lrp::Presence;
 use crate::store::{Record, RecordKey};
 
 /// A table of records.

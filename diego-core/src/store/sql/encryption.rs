@@ -10,7 +10,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::validation::ValidationErrors;
+use crate::models::validation::ValidationErrors;
 
 const NONCE_LEN: usize = 12;
 

@@ -15,17 +15,17 @@ use sqlx::Row as _;
 use super::super::codec::{self, EncodedRow, KeyValue, RowKey, Table, DATA_COLUMNS};
 use super::super::{KeyRing, RetryPolicy, SqlOptions};
 use super::{is_retryable, Backend, Db, BEGIN_WRITE, FENCE_LOCK_SUFFIX, SERIALIZE_WRITES};
-use crate::actual_lrp::ActualLrp;
-use crate::desired_lrp::DesiredLrp;
-use crate::domain::Domain;
 use crate::error::{Error, Result};
-use crate::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::lock::{validate_acquire, Lease, Lock};
+use crate::models::actual_lrp::ActualLrp;
+use crate::models::desired_lrp::DesiredLrp;
+use crate::models::domain::Domain;
+use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
+use crate::models::task::Task;
 use crate::store::{
     ActualLrpFilter, CellPresenceRecord, DesiredLrpFilter, Fence, Precondition, Store, TaskFilter,
     WriteBatch, WriteOp,
 };
-use crate::task::Task;
 use crate::time::Timestamp;
 
 type Pool = sqlx::Pool<Db>;

@@ -107,7 +107,7 @@ impl SqlOptions {
     }
 
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let mut v = crate::validation::ValidationErrors::new();
+        let mut v = crate::models::validation::ValidationErrors::new();
         if self.max_connections == 0 {
             v.add("max_connections", "must be at least 1");
         }

@@ -9,7 +9,7 @@ use sqlx::ConnectOptions as _;
 
 use super::{KeyRing, SqlOptions};
 use crate::error::{Error, Result};
-use crate::validation::ValidationErrors;
+use crate::models::validation::ValidationErrors;
 
 // The engine is compiled once per backend, against this module's `Db`.
 #[allow(clippy::duplicate_mod)]

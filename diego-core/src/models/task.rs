@@ -7,15 +7,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{validate_env, validate_required_action, Action, EnvironmentVariable};
-use crate::guid::{CellId, TaskGuid};
-use crate::log_rate_limit::LogRateLimit;
-use crate::metric_tags::{validate_metric_tags, MetricTags};
-use crate::modification_tag::ModificationTag;
-use crate::network::{validate_egress_rules, EgressRule, Network};
+use crate::models::action::{validate_env, validate_required_action, Action, EnvironmentVariable};
+use crate::models::guid::{CellId, TaskGuid};
+use crate::models::log_rate_limit::LogRateLimit;
+use crate::models::metric_tags::{validate_metric_tags, MetricTags};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::network::{validate_egress_rules, EgressRule, Network};
+use crate::models::validation::{FieldPath, Validate, Validator};
+use crate::models::volume_mount::{validate_volume_mounts, VolumeMount};
 use crate::time::Timestamp;
-use crate::validation::{FieldPath, Validate, Validator};
-use crate::volume_mount::{validate_volume_mounts, VolumeMount};
 
 /// Largest result a task may return from its result file, in bytes.
 pub const MAX_TASK_RESULT_BYTES: usize = 51_200;
@@ -258,7 +258,7 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::RunAction;
+    use crate::models::action::RunAction;
 
     fn request() -> DesireTaskRequest {
         DesireTaskRequest {

@@ -1,24 +1,6 @@
-//! Request ids: the `X-Vcap-Request-Id` header Diego uses to follow one request through
-//! the BBS, the auctioneer and the cells.
-//!
-//! On the server side, [`traced`] wraps an axum router (the BBS's or a rep's) so every
-//! request has an id (the caller's, or a fresh UUID when it sent none), runs in a
-//! `tracing` span recording it, answers with it in the same header, and is handled
-//! inside a task-local scope. On the client side, [`forward`] adds the id of the
-//! request being handled (or of an explicit [`scope`]) to an outgoing call, so calls
-//! made on a request's behalf carry its id. The task-local part ([`current`], [`scope`])
-//! lives in [`crate::request_id`] (no HTTP needed), re-exported here; work that leaves
-//! the request's task (the auction's batched rounds) carries the id explicitly.
-//!
-//! ```
-//! use diego_core::http::request_id;
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! assert_eq!(request_id::current(), None);
-//! let seen = request_id::scope("req-1", async { request_id::current() }).await;
-//! assert_eq!(seen.as_deref(), Some("req-1"));
-//! # });
-//! ```
+//! The request id's HTTP plumbing (feature `http`): the `X-Vcap-Request-Id` header on
+//! the servers' requests and answers and on the clients' calls. The id itself lives in
+//! the task-local scope of the parent module; this part knows axum and reqwest.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -29,11 +11,7 @@ use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// The header carrying the request id (Diego's `X-Vcap-Request-Id`, lower-cased as HTTP/2
-/// and `http` spell header names).
-pub const REQUEST_ID_HEADER: &str = "x-vcap-request-id";
-
-pub use crate::request_id::{current, scope, within};
+use super::{current, scope, REQUEST_ID_HEADER};
 
 /// Adds the current request id (if any) to an outgoing request.
 pub fn forward(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

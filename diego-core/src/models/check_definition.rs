@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldPath, Validate, Validator};
+use crate::models::validation::{FieldPath, Validate, Validator};
 
 /// Timeout of a check when none is given: 1 s.
 pub const DEFAULT_CHECK_TIMEOUT_MS: u64 = 1_000;

@@ -1,15 +1,21 @@
-//! How the BBS reaches a cell's rep: stop an LRP instance, cancel a task, update an
-//! instance in place. Addressed by the cell's presence (its id and rep address).
-//! Implemented in-process and over HTTP by the executor crate.
+//! The BBS's contract with the cells: [`RepClient`], how the BBS reaches a cell's rep to
+//! stop an LRP instance, cancel a task, or update an instance in place, addressed by the
+//! cell's presence (its id and rep address).
+//!
+//! The executor crate implements it in-process and over HTTP; the BBS never knows which.
+//! This module must not know containers, the executor, or any transport.
 
 use async_trait::async_trait;
+#[cfg(feature = "test-util")]
 use parking_lot::Mutex;
 
-use crate::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey};
-use crate::cell::CellPresence;
 use crate::error::{Error, Result};
-use crate::guid::{CellId, TaskGuid};
-use crate::metric_tags::MetricTags;
+use crate::models::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey};
+use crate::models::cell::CellPresence;
+#[cfg(feature = "test-util")]
+use crate::models::guid::CellId;
+use crate::models::guid::TaskGuid;
+use crate::models::metric_tags::MetricTags;
 
 /// Calls from the BBS to a cell.
 #[async_trait]
@@ -35,7 +41,8 @@ pub trait RepClient: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
 }
 
-/// One call recorded by [`RecordingRepClient`].
+/// One call recorded by [`RecordingRepClient`] (feature `test-util`).
+#[cfg(feature = "test-util")]
 #[derive(Clone, Debug, PartialEq)]
 pub enum RepCall {
     /// `stop_lrp_instance`.
@@ -65,13 +72,16 @@ pub enum RepCall {
     },
 }
 
-/// A rep client that records every call (a test double). It can be told to fail.
+/// A rep client that records every call: a test double (feature `test-util`). It can be
+/// told to fail.
+#[cfg(feature = "test-util")]
 #[derive(Debug, Default)]
 pub struct RecordingRepClient {
     calls: Mutex<Vec<RepCall>>,
     failing: Mutex<bool>,
 }
 
+#[cfg(feature = "test-util")]
 impl RecordingRepClient {
     /// A recorder with nothing recorded.
     pub fn new() -> Self {
@@ -98,6 +108,7 @@ impl RecordingRepClient {
     }
 }
 
+#[cfg(feature = "test-util")]
 #[async_trait]
 impl RepClient for RecordingRepClient {
     async fn stop_lrp_instance(

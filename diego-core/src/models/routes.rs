@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldPath, Validator};
+use crate::models::validation::{FieldPath, Validator};
 
 /// Key of HTTP routes (host names → container port).
 pub const CF_ROUTER: &str = "cf-router";

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldPath, Validator};
+use crate::models::validation::{FieldPath, Validator};
 
 /// The value of one metric tag: exactly one of `static` or `dynamic`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub type MetricTags = BTreeMap<String, MetricTagValue>;
 ///
 /// ```
 /// use diego_core::{DynamicMetricTag, MetricTagValue, MetricTags};
-/// use diego_core::metric_tags::resolve_metric_tags;
+/// use diego_core::models::metric_tags::resolve_metric_tags;
 ///
 /// let mut tags = MetricTags::new();
 /// tags.insert("source_id".into(), MetricTagValue::fixed("app-1"));

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldPath, Validate, Validator};
+use crate::models::validation::{FieldPath, Validate, Validator};
 
 /// One step of a container's recipe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actual_lrp::ActualLrpKey;
-use crate::auctioneer::Resource;
-use crate::guid::{CellId, TaskGuid};
-use crate::rootfs::{rootfs_rest, rootfs_scheme};
-use crate::validation::{FieldPath, Validate, Validator};
+use crate::models::actual_lrp::ActualLrpKey;
+use crate::models::guid::{CellId, TaskGuid};
+use crate::models::resource::Resource;
+use crate::models::rootfs::{rootfs_rest, rootfs_scheme};
+use crate::models::validation::{FieldPath, Validate, Validator};
 
 /// How long a cell presence lives without renewal, in milliseconds (Diego: 15 s).
 pub const DEFAULT_CELL_PRESENCE_TTL_MS: u64 = 15_000;
@@ -198,7 +198,7 @@ impl CellState {
     ///     key: ActualLrpKey::new("web", 0, "apps"),
     ///     resource: Resource::default(),
     /// });
-    /// let web = diego_core::cell::process_fingerprint("web");
+    /// let web = diego_core::models::cell::process_fingerprint("web");
     /// assert_eq!(s.lrp_fingerprints.of(&s.lrps), Some(&[web][..]));
     /// ```
     pub fn push_lrp(&mut self, lrp: LrpSummary) {
@@ -271,7 +271,7 @@ impl Eq for LrpFingerprints {}
 /// in their lineage are equal.
 ///
 /// ```
-/// use diego_core::cell::LrpLineage;
+/// use diego_core::models::cell::LrpLineage;
 ///
 /// let a = LrpLineage::new();
 /// assert!(a.same(&a.clone()));

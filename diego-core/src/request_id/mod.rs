@@ -1,12 +1,17 @@
 //! The request id of the work a task is doing: Diego's `X-Vcap-Request-Id`, followed
 //! from the BBS's API through the auctioneer to the cells.
 //!
-//! The id lives in a task-local scope: the HTTP servers (with the `http` feature, see
-//! `diego_core::http::request_id`) run each request's handler inside [`scope`], and the
-//! HTTP clients add [`current`] to the calls they make. Work that leaves the request's
-//! task carries the id explicitly: the auctioneer keeps the id of each piece of work it
-//! queues and runs the cell calls and BBS reports of its batched rounds inside a
-//! [`within`] scope again.
+//! The id lives in a task-local scope ([`current`], [`scope`], [`within`]), which needs no
+//! HTTP. Work that leaves the request's task carries the id explicitly: the auctioneer
+//! keeps the id of each piece of work it queues and runs the cell calls and BBS reports
+//! of its batched rounds inside a [`within`] scope again.
+//!
+//! With feature `http`, the header's plumbing: on the server side, [`traced`] wraps an
+//! axum router (the BBS's or a rep's) so every request has an id (the caller's, or a
+//! fresh UUID when it sent none), runs in a `tracing` span recording it, answers with it
+//! in the same header, and is handled inside the task-local scope. On the client side,
+//! [`forward`] adds the current id to an outgoing call, so calls made on a request's
+//! behalf carry its id.
 //!
 //! ```
 //! use diego_core::request_id;
@@ -20,7 +25,17 @@
 //! # });
 //! ```
 
+#[cfg(feature = "http")]
+mod http;
+
 use std::future::Future;
+
+#[cfg(feature = "http")]
+pub use http::{forward, of_request, traced};
+
+/// The header carrying the request id (Diego's `X-Vcap-Request-Id`, lower-cased as HTTP/2
+/// and `http` spell header names).
+pub const REQUEST_ID_HEADER: &str = "x-vcap-request-id";
 
 tokio::task_local! {
     static CURRENT: String;

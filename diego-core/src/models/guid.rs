@@ -3,7 +3,7 @@
 //! Each wraps a cheap-to-clone `Arc<str>` (an identifier is cloned into many records and
 //! events) and serialises as a plain JSON string. Construction never fails; whether a guid
 //! is well formed is a validation rule (`^[a-zA-Z0-9_-]+$`), checked by
-//! [`validate`](crate::validation::Validate) on the request that carries it.
+//! [`validate`](crate::models::validation::Validate) on the request that carries it.
 
 use std::borrow::Borrow;
 use std::fmt;

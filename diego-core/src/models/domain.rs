@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::time::Timestamp;
-use crate::validation::{FieldPath, Validate, Validator};
 
 /// A domain and when its freshness ends.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

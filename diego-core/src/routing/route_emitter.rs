@@ -19,13 +19,13 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{normalize_host, Endpoint, RouteChange, RouteKey, Router, RoutingTable};
-use crate::actual_lrp::{ActualLrp, ActualLrpState, PreferredAddress, Presence};
 use crate::bbs::BbsApi;
-use crate::desired_lrp::SchedulingInfo;
 use crate::error::Result;
 use crate::events::{EventItem, LrpEvent};
-use crate::guid::ProcessGuid;
-use crate::modification_tag::ModificationTag;
+use crate::models::actual_lrp::{ActualLrp, ActualLrpState, PreferredAddress, Presence};
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::guid::ProcessGuid;
+use crate::models::modification_tag::ModificationTag;
 
 /// Events handled in one batch at most (one router update per batch).
 const MAX_BATCH: usize = 1_024;
@@ -42,12 +42,14 @@ pub struct RouteEmitterBuilder {
 impl RouteEmitterBuilder {
     /// How often the whole table is listed again as a safety net (60 s, as Diego's
     /// route emitter); `None`: only on start, `Lagged` and reconnection.
+    #[must_use]
     pub fn sync_interval(mut self, interval: Option<Duration>) -> Self {
         self.sync_interval = interval;
         self
     }
 
     /// How long to wait before retrying after the BBS or the router failed (1 s).
+    #[must_use]
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.retry_delay = delay;
         self
@@ -570,10 +572,12 @@ fn endpoint_of(row: &ActualLrp, container_port: u32) -> Option<Endpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::RunAction;
-    use crate::actual_lrp::{ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, PortMapping};
-    use crate::desired_lrp::DesiredLrp;
-    use crate::routes::{Routes, TcpRoute};
+    use crate::models::action::RunAction;
+    use crate::models::actual_lrp::{
+        ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, PortMapping,
+    };
+    use crate::models::desired_lrp::DesiredLrp;
+    use crate::models::routes::{Routes, TcpRoute};
     use crate::time::Timestamp;
 
     fn desired(instances: i32) -> DesiredLrp {

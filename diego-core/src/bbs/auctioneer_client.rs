@@ -1,39 +1,18 @@
-//! What the BBS asks the auctioneer to place: LRP instances and Tasks, with the
-//! resources and constraints placement needs.
+//! The BBS's contract with the auctioneer: [`AuctioneerClient`], and what the BBS asks
+//! it to place — LRP instances and Tasks, with the resources and constraints placement
+//! needs.
+//!
+//! The auction runner implements it in-process and an HTTP client over the network; the
+//! BBS never knows which. This module must not know how placement is decided, the cells,
+//! or any transport.
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired_lrp::SchedulingInfo;
-use crate::guid::{ProcessGuid, TaskGuid};
-use crate::task::Task;
-use crate::volume_mount::VolumePlacement;
-
-/// Resources one container needs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resource {
-    /// Memory in MB.
-    pub memory_mb: i32,
-    /// Disk in MB.
-    pub disk_mb: i32,
-    /// Process limit (0 = unlimited).
-    #[serde(default)]
-    pub max_pids: i32,
-}
-
-/// What a cell must offer to run the work.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlacementConstraint {
-    /// Root filesystem URL.
-    pub rootfs: String,
-    /// Tags the cell must carry.
-    #[serde(default)]
-    pub placement_tags: Vec<String>,
-    /// Volume drivers the cell must offer.
-    #[serde(default)]
-    pub volume_drivers: Vec<String>,
-}
+use crate::models::desired_lrp::SchedulingInfo;
+use crate::models::guid::{ProcessGuid, TaskGuid};
+use crate::models::resource::{PlacementConstraint, Resource};
+use crate::models::task::Task;
+use crate::models::volume_mount::VolumePlacement;
 
 /// Start instances `indices` of one LRP.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,13 +96,15 @@ pub trait AuctioneerClient: Send + Sync + std::fmt::Debug {
     async fn request_task_auctions(&self, requests: Vec<TaskStartRequest>) -> crate::Result<()>;
 }
 
-/// An auctioneer that records every request (a test double; also handy in examples).
+/// An auctioneer that records every request: a test double (feature `test-util`).
+#[cfg(feature = "test-util")]
 #[derive(Debug, Default)]
 pub struct RecordingAuctioneer {
     lrps: parking_lot::Mutex<Vec<LrpStartRequest>>,
     tasks: parking_lot::Mutex<Vec<TaskStartRequest>>,
 }
 
+#[cfg(feature = "test-util")]
 impl RecordingAuctioneer {
     /// A recorder with nothing recorded.
     pub fn new() -> Self {
@@ -150,6 +131,7 @@ impl RecordingAuctioneer {
     }
 }
 
+#[cfg(feature = "test-util")]
 #[async_trait::async_trait]
 impl AuctioneerClient for RecordingAuctioneer {
     async fn request_lrp_auctions(&self, requests: Vec<LrpStartRequest>) -> crate::Result<()> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldPath, Validate, Validator};
+use crate::models::validation::{FieldPath, Validate, Validator};
 
 /// A shared volume mounted into the container by a volume driver.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,10 +8,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::guid::{CellId, InstanceGuid, ProcessGuid};
-use crate::modification_tag::ModificationTag;
+use crate::models::guid::{CellId, InstanceGuid, ProcessGuid};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::time::Timestamp;
-use crate::validation::{FieldPath, Validate, Validator};
 
 /// Which instance of which process: `(process_guid, index, domain)`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -183,7 +183,7 @@ impl Validator {
     pub fn guid(&mut self, value: &str, path: &FieldPath<'_>) {
         if value.is_empty() {
             self.error(path, "must not be empty");
-        } else if !crate::guid::is_valid_guid(value) {
+        } else if !crate::models::guid::is_valid_guid(value) {
             self.error(path, "must match ^[a-zA-Z0-9_-]+$");
         }
     }
@@ -224,7 +224,7 @@ impl Validator {
     /// Requires a rootfs URL with a scheme (`preloaded:cflinuxfs4`, `docker:///busybox`).
     pub fn rootfs(&mut self, value: &str, path: &FieldPath<'_>) {
         self.check(
-            crate::rootfs::rootfs_scheme(value).is_some(),
+            crate::models::rootfs::rootfs_scheme(value).is_some(),
             path,
             "must be a URL with a scheme, e.g. preloaded:cflinuxfs4 or docker:///busybox",
         );
@@ -257,7 +257,7 @@ impl Validator {
     /// Requires a log rate limit of at least -1.
     pub fn log_rate_limit(
         &mut self,
-        limit: Option<&crate::log_rate_limit::LogRateLimit>,
+        limit: Option<&crate::models::log_rate_limit::LogRateLimit>,
         path: &FieldPath<'_>,
     ) {
         if let Some(l) = limit {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldPath, Validate, Validator};
+use crate::models::validation::{FieldPath, Validate, Validator};
 
 /// Network properties handed to the container backend (opaque key/values).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,17 +10,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{validate_env, validate_required_action, Action, EnvironmentVariable};
-use crate::check_definition::CheckDefinition;
-use crate::guid::ProcessGuid;
-use crate::log_rate_limit::LogRateLimit;
-use crate::metric_tags::{validate_metric_tags, MetricTags};
-use crate::modification_tag::ModificationTag;
-use crate::network::{validate_egress_rules, EgressRule, Network};
-use crate::routes::Routes;
+use crate::models::action::{validate_env, validate_required_action, Action, EnvironmentVariable};
+use crate::models::check_definition::CheckDefinition;
+use crate::models::guid::ProcessGuid;
+use crate::models::log_rate_limit::LogRateLimit;
+use crate::models::metric_tags::{validate_metric_tags, MetricTags};
+use crate::models::modification_tag::ModificationTag;
+use crate::models::network::{validate_egress_rules, EgressRule, Network};
+use crate::models::routes::Routes;
+use crate::models::validation::{FieldPath, Validate, Validator};
+use crate::models::volume_mount::{validate_volume_mounts, VolumeMount, VolumePlacement};
 use crate::time::Timestamp;
-use crate::validation::{FieldPath, Validate, Validator};
-use crate::volume_mount::{validate_volume_mounts, VolumeMount, VolumePlacement};
 
 /// How instances are replaced when a cell is evacuated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -397,8 +397,8 @@ impl Validate for DesiredLrpUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::RunAction;
-    use crate::check_definition::Check;
+    use crate::models::action::RunAction;
+    use crate::models::check_definition::Check;
 
     fn lrp() -> DesiredLrp {
         DesiredLrp::new(

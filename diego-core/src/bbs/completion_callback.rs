@@ -1,16 +1,20 @@
-//! Task completion callbacks: how a completed Task's result reaches its client.
+//! The BBS's contract with a Task's client: [`CompletionCallback`], how a completed
+//! Task's result reaches the client's callback URL.
 //!
 //! The BBS moves the Task to Resolving, delivers the callback (up to 3 attempts,
 //! retrying only what the callback says is retryable: 503, 504, timeouts, closed
 //! connections), then deletes the Task. After giving up it stays Resolving and
-//! convergence brings it back to Completed to try again.
+//! convergence brings it back to Completed to try again. The HTTP implementation is
+//! `http::HttpCompletionCallback` (feature `http`); this module must not know HTTP, only
+//! the outcome of one attempt ([`Delivery`]).
 
 use async_trait::async_trait;
+#[cfg(feature = "test-util")]
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::guid::TaskGuid;
-use crate::task::Task;
+use crate::models::guid::TaskGuid;
+use crate::models::task::Task;
 use crate::time::Timestamp;
 
 /// How many times a callback is attempted before giving up (Diego: 3).
@@ -66,13 +70,16 @@ pub trait CompletionCallback: Send + Sync + std::fmt::Debug {
     async fn deliver(&self, url: &str, body: &TaskCallbackResponse) -> Delivery;
 }
 
-/// A callback that records deliveries and answers from a script (a test double).
+/// A callback that records deliveries and answers from a script: a test double (feature
+/// `test-util`).
+#[cfg(feature = "test-util")]
 #[derive(Debug, Default)]
 pub struct RecordingCallback {
     delivered: Mutex<Vec<(String, TaskCallbackResponse)>>,
     script: Mutex<Vec<Delivery>>,
 }
 
+#[cfg(feature = "test-util")]
 impl RecordingCallback {
     /// A callback answering `Delivered` to everything.
     pub fn new() -> Self {
@@ -92,6 +99,7 @@ impl RecordingCallback {
     }
 }
 
+#[cfg(feature = "test-util")]
 #[async_trait]
 impl CompletionCallback for RecordingCallback {
     async fn deliver(&self, url: &str, body: &TaskCallbackResponse) -> Delivery {
