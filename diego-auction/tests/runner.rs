@@ -649,7 +649,10 @@ async fn cancellation_stops_the_idle_runner_and_refuses_later_requests() {
     let runner = h.runner.clone();
     h.stop().await;
     let r = runner.request_task_auctions(Vec::new()).await;
-    assert!(matches!(r, Err(diego_core::Error::Unavailable(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(diego_core::Error::Unavailable { .. })),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

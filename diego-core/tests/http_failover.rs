@@ -17,7 +17,7 @@ async fn serve(app: axum::Router) -> String {
 
 async fn standby() -> String {
     serve(axum::Router::new().fallback(|| async {
-        ApiError(Error::Unavailable(format!(
+        ApiError(Error::unavailable(format!(
             "{NOT_ACTIVE_BBS}; the active BBS is at elsewhere"
         )))
         .into_response()

@@ -424,7 +424,7 @@ async fn http_listener(
     }
     let id = &config.cell_id;
     let unavailable = |e: std::io::Error| {
-        diego_core::Error::Unavailable(format!("the rep of {id} cannot listen: {e}"))
+        diego_core::Error::unavailable_from(format_args!("the rep of {id} cannot listen"), e)
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await

@@ -250,7 +250,7 @@ impl LocalCluster {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(diego_core::Error::Unavailable(format!(
+                return Err(diego_core::Error::unavailable(format!(
                     "the demo app did not reach {instances} RUNNING instances within {limit:?}"
                 )));
             }

@@ -387,11 +387,11 @@ impl Bbs {
                     tracing::info!(attempt, %why, "task callback failed; retrying");
                 }
                 Delivery::GiveUp(why) => {
-                    return Err(Error::Unavailable(format!("task callback failed: {why}")));
+                    return Err(Error::unavailable(format!("task callback failed: {why}")));
                 }
             }
         }
-        Err(Error::Unavailable(format!(
+        Err(Error::unavailable(format!(
             "task callback failed {CALLBACK_ATTEMPTS} times"
         )))
     }

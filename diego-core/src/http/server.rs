@@ -55,8 +55,10 @@ pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::ResourceNotFound => StatusCode::NOT_FOUND,
         Error::InvalidRequest(_) | Error::BadRequest => StatusCode::BAD_REQUEST,
-        Error::Unavailable(_) | Error::FenceLost { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        Error::InvalidRecord(_) | Error::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Unavailable { .. } | Error::FenceLost { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::InvalidRecord { .. } | Error::InvalidConfig { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::CONFLICT,
     }
 }
@@ -644,8 +646,7 @@ async fn log_lines(
     query: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Response {
     let Some(logs) = logs else {
-        let e =
-            Error::Unavailable("this BBS serves no logs: it was started without a log sink".into());
+        let e = Error::unavailable("this BBS serves no logs: it was started without a log sink");
         return (StatusCode::NOT_IMPLEMENTED, Json(ErrorBody::of(&e))).into_response();
     };
     let follow = match query {

@@ -16,7 +16,7 @@
 //! }
 //! .load()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8889").await
-//!     .map_err(|e| diego_core::Error::Unavailable(e.to_string()))?;
+//!     .map_err(|e| diego_core::Error::unavailable_from("cannot listen", e))?;
 //! let app = axum::Router::new();
 //! let cancel = tokio_util::sync::CancellationToken::new();
 //! tokio::spawn(serve_tls(listener, app, server, cancel));
@@ -28,7 +28,7 @@
 //! }
 //! .client_builder()?
 //! .build()
-//! .map_err(|e| diego_core::Error::Unavailable(e.to_string()))?;
+//! .map_err(|e| diego_core::Error::unavailable_from("cannot build the client", e))?;
 //! let bbs = diego_core::http::BbsClient::with_client("https://127.0.0.1:8889", client);
 //! # let _ = bbs; Ok(()) }
 //! ```
@@ -92,24 +92,24 @@ impl ServerTls {
     pub fn from_pem(cert_chain: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> Result<Self> {
         let certs = certificates("cert_file", cert_chain)?;
         let key = PrivateKeyDer::from_pem_slice(key)
-            .map_err(|e| invalid("key_file", format!("no usable private key: {e}")))?;
+            .map_err(|e| invalid_from("key_file", "no usable private key", e))?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| invalid("tls", e.to_string()))?;
+            .map_err(|e| Error::invalid_config_from("tls", e))?;
         let builder = match client_ca {
             Some(ca) => {
                 let roots = root_store("client_ca_file", ca)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                         .build()
-                        .map_err(|e| invalid("client_ca_file", e.to_string()))?;
+                        .map_err(|e| Error::invalid_config_from("client_ca_file", e))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
         };
         let mut config = builder
             .with_single_cert(certs, key)
-            .map_err(|e| invalid("key_file", format!("does not fit the certificate: {e}")))?;
+            .map_err(|e| invalid_from("key_file", "does not fit the certificate", e))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ServerTls {
             config: Arc::new(config),
@@ -172,19 +172,19 @@ impl ClientTlsConfig {
             .connect_timeout(Duration::from_secs(5));
         for cert in certificates("ca_file", ca)? {
             let cert = reqwest::Certificate::from_der(&cert)
-                .map_err(|e| invalid("ca_file", e.to_string()))?;
+                .map_err(|e| Error::invalid_config_from("ca_file", e))?;
             builder = builder.add_root_certificate(cert);
         }
         if let Some((cert, key)) = identity {
             // Validate each half first, so an error names the file at fault.
             certificates("cert_file", cert)?;
             PrivateKeyDer::from_pem_slice(key)
-                .map_err(|e| invalid("key_file", format!("no usable private key: {e}")))?;
+                .map_err(|e| invalid_from("key_file", "no usable private key", e))?;
             let mut pem = cert.to_vec();
             pem.push(b'\n');
             pem.extend_from_slice(key);
             let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| invalid("cert_file", e.to_string()))?;
+                .map_err(|e| Error::invalid_config_from("cert_file", e))?;
             builder = builder.identity(identity);
         }
         Ok(builder)
@@ -221,13 +221,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| invalid_from(field, format_args!("cannot read {}", path.display()), e))
 }
 
 fn certificates(field: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| invalid(field, format!("not a PEM certificate: {e}")))?;
+        .map_err(|e| invalid_from(field, "not a PEM certificate", e))?;
     if certs.is_empty() {
         return Err(invalid(field, "holds no PEM certificate"));
     }
@@ -239,11 +240,20 @@ fn root_store(field: &str, pem: &[u8]) -> Result<RootCertStore> {
     for cert in certificates(field, pem)? {
         roots
             .add(cert)
-            .map_err(|e| invalid(field, format!("not a usable CA certificate: {e}")))?;
+            .map_err(|e| invalid_from(field, "not a usable CA certificate", e))?;
     }
     Ok(roots)
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig(format!("{field}: {}", reason.into()))
+    Error::invalid_config(format!("{field}: {}", reason.into()))
+}
+
+/// `field: what: <cause>`, keeping the cause.
+fn invalid_from(
+    field: &str,
+    what: impl std::fmt::Display,
+    cause: impl Into<crate::error::BoxError>,
+) -> Error {
+    Error::invalid_config_from(format_args!("{field}: {what}"), cause)
 }

@@ -156,7 +156,7 @@ impl Switch {
         };
         axum::Router::new().fallback(move || {
             let message = message.clone();
-            async move { ApiError(diego_core::Error::Unavailable(message)).into_response() }
+            async move { ApiError(diego_core::Error::unavailable(message)).into_response() }
         })
     }
 
@@ -181,7 +181,7 @@ pub async fn run_bbs(config: BbsServerConfig, cancel: CancellationToken) -> Resu
     let opened = loop {
         match open_store(&config.store).await {
             Ok(opened) => break opened,
-            Err(Error::Bbs(diego_core::Error::Unavailable(e))) => {
+            Err(Error::Bbs(e @ diego_core::Error::Unavailable { .. })) => {
                 warn!(error = %e, "cannot open the store yet");
             }
             Err(e) => return Err(e),
