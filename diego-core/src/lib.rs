@@ -53,9 +53,10 @@
 //! `sqlite`, [`store::SqliteStore`] (one durable file); with feature `postgres`,
 //! [`store::PostgresStore`] (shared by several BBS processes). The SQL stores encrypt
 //! payloads at rest when given a [`store::sql::KeyRing`]. Several BBS processes pick the
-//! active one with a [`Lock`] lease (every store here implements it); the holder builds
-//! its BBS on a [`store::FencedStore`] carrying its lease's fence, so it cannot write
-//! once another process has taken the lock over.
+//! active one with a [`Lock`] lease; the lock is a choice of its own, by default the
+//! store's ([`Store::own_lock`]: every store here has one). The holder builds its BBS on
+//! a [`store::FencedStore`] carrying its lease's fence, so it cannot write once another
+//! process has taken the lock over.
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

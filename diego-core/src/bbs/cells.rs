@@ -1,5 +1,5 @@
-//! Domains (freshness with a TTL) and cell presences (leases with a TTL on the store's
-//! [`Lock`](crate::lock::Lock) mechanism).
+//! Domains (freshness with a TTL) and cell presences (leases with a TTL on the BBS's
+//! [`Lock`](crate::lock::Lock), by default the store's own).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -71,9 +71,10 @@ impl Bbs {
     /// Registers or renews `presence` for the configured TTL.
     ///
     /// A presence is a [`Lock`](crate::lock::Lock) lease named `cells/{cell_id}`, held by
-    /// the rep's address, on the store's own lock mechanism (the one behind the BBS's
-    /// leader lock), plus the presence record itself. Renewing keeps the lease; another
-    /// rep registering the same cell id while the lease is live gets
+    /// the rep's address, on the BBS's lock ([`Bbs::lock`]: by default the store's own,
+    /// the one behind the BBS's leader lock), plus the presence record itself. Renewing
+    /// keeps the lease; another rep registering the same cell id while the lease is live
+    /// gets
     /// [`Error::LockCollision`]; once it has expired, the newcomer takes it over.
     #[instrument(skip_all, fields(cell_id = %presence.cell_id))]
     pub async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
@@ -81,14 +82,11 @@ impl Bbs {
         let name = presence_lease(&presence.cell_id);
         let now = self.inner.clock.now();
         let ttl = self.inner.config.cell_presence_ttl;
-        let store = &self.inner.store;
-        let lease = match store
-            .acquire(&name, &presence.rep_address, ttl, now)
-            .await?
-        {
+        let lock = &self.inner.lock;
+        let lease = match lock.acquire(&name, &presence.rep_address, ttl, now).await? {
             Some(lease) => lease,
             None => {
-                let holder = store.holder(&name).await?;
+                let holder = lock.holder(&name).await?;
                 let owner = holder.map(|l| l.owner).unwrap_or_default();
                 return Err(Error::LockCollision(format!(
                     "cell {} is registered by {owner}, not {}",
@@ -102,7 +100,7 @@ impl Bbs {
         };
         let mut b = WriteBatch::new();
         b.put(Record::CellPresence(record), Precondition::None);
-        store.write(b).await
+        self.inner.store.write(b).await
     }
 
     /// Removes a cell's presence at once (its lease is released).
@@ -111,28 +109,31 @@ impl Bbs {
         let mut v = Validator::new();
         v.non_empty(cell_id.as_str(), &FieldPath::ROOT.field("cell_id"));
         v.finish()?;
-        let store = &self.inner.store;
+        let lock = &self.inner.lock;
         let name = presence_lease(cell_id);
-        if let Some(lease) = store.holder(&name).await? {
-            store.release(&name, &lease.owner).await?;
+        if let Some(lease) = lock.holder(&name).await? {
+            lock.release(&name, &lease.owner).await?;
         }
         let mut b = WriteBatch::new();
         b.delete(RecordKey::CellPresence(cell_id.clone()), Precondition::None);
-        store.write(b).await
+        self.inner.store.write(b).await
     }
 
     /// The presence records with the cells' leases: `(record, live)`; the record's
     /// `expires_at` is its lease's (a record without a lease is not live).
     async fn presences(&self) -> Result<Vec<(CellPresenceRecord, bool)>> {
         let now = self.inner.clock.now();
-        let store = &self.inner.store;
-        let leases: HashMap<String, Lease> = store
+        let leases: HashMap<String, Lease> = self
+            .inner
+            .lock
             .leases(PRESENCE_PREFIX)
             .await?
             .into_iter()
             .map(|l| (l.name.clone(), l))
             .collect();
-        Ok(store
+        Ok(self
+            .inner
+            .store
             .cell_presences()
             .await?
             .into_iter()
@@ -165,9 +166,8 @@ impl Bbs {
     /// One live cell.
     pub async fn cell_by_id(&self, cell_id: &CellId) -> Result<CellPresence> {
         let now = self.inner.clock.now();
-        let store = &self.inner.store;
-        let lease = store.holder(&presence_lease(cell_id)).await?;
-        match (lease, store.cell_presence(cell_id).await?) {
+        let lease = self.inner.lock.holder(&presence_lease(cell_id)).await?;
+        match (lease, self.inner.store.cell_presence(cell_id).await?) {
             (Some(l), Some(c)) if !l.is_expired(now) && l.owner == c.presence.rep_address => {
                 Ok(c.presence)
             }

@@ -44,6 +44,7 @@ use crate::auctioneer::{AuctioneerClient, LrpStartRequest, NoAuctioneer, TaskSta
 use crate::completion_callback::{CompletionCallback, NoCallback};
 use crate::error::{Error, Result};
 use crate::events::{EventHub, LagPolicy, LrpEvent, TaskEvent};
+use crate::lock::Lock;
 use crate::rep_client::{NoRepClient, RepClient};
 use crate::restart_policy::RestartCalculator;
 use crate::store::{MemoryStore, Store, WriteBatch};
@@ -87,6 +88,7 @@ impl Default for BbsConfig {
 #[derive(Debug, Default)]
 pub struct BbsBuilder {
     store: Option<Arc<dyn Store>>,
+    lock: Option<Arc<dyn Lock>>,
     clock: Option<Arc<dyn Clock>>,
     auctioneer: Option<Arc<dyn AuctioneerClient>>,
     rep_client: Option<Arc<dyn RepClient>>,
@@ -98,6 +100,14 @@ impl BbsBuilder {
     /// The store (default: a new [`MemoryStore`]).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The lock the cells' presences are leases on (`cells/{cell_id}`). Default: the
+    /// store's own ([`Store::own_lock`]); for a store without one, an in-process lock (a
+    /// [`MemoryStore`]'s), which serves one BBS process only.
+    pub fn lock(mut self, lock: Arc<dyn Lock>) -> Self {
+        self.lock = Some(lock);
         self
     }
 
@@ -134,9 +144,15 @@ impl BbsBuilder {
     /// The BBS.
     pub fn build(self) -> Bbs {
         let events = EventHub::new(self.config.event_buffer, self.config.lag_policy);
+        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let lock = self
+            .lock
+            .or_else(|| store.clone().own_lock())
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
         Bbs {
             inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store,
+                lock,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 auctioneer: self.auctioneer.unwrap_or_else(|| Arc::new(NoAuctioneer)),
                 rep_client: self.rep_client.unwrap_or_else(|| Arc::new(NoRepClient)),
@@ -158,6 +174,7 @@ pub struct Bbs {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn Store>,
+    lock: Arc<dyn Lock>,
     clock: Arc<dyn Clock>,
     auctioneer: Arc<dyn AuctioneerClient>,
     rep_client: Arc<dyn RepClient>,
@@ -259,6 +276,11 @@ impl Bbs {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The lock the cells' presences are leases on.
+    pub fn lock(&self) -> &Arc<dyn Lock> {
+        &self.inner.lock
     }
 
     /// The clock.

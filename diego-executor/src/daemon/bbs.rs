@@ -32,12 +32,15 @@ pub const BBS_LOCK: &str = "bbs";
 /// The start of the message a standby answers with.
 pub const NOT_ACTIVE: &str = "not the active BBS";
 
-/// A store and the lock that lives beside it.
+/// A store and the lock the BBS processes elect their leader with (the leases of the
+/// cells' presences live there too).
 #[derive(Clone, Debug)]
 pub struct OpenedStore {
     /// The records.
     pub store: Arc<dyn Store>,
-    /// The leader lock, in the same database.
+    /// The leader lock: [`open_store`] gives the store's own, in the same database. The
+    /// active BBS fences its writes with this lock's lease, which the store checks
+    /// against its own lock, so another lock needs a store that checks its fences.
     pub lock: Arc<dyn Lock>,
 }
 
@@ -300,6 +303,7 @@ fn activate(
     let runner = AuctionRunner::new();
     let bbs = Bbs::builder()
         .store(store)
+        .lock(opened.lock.clone())
         .clock(clock)
         .auctioneer(Arc::new(runner.clone()))
         .rep_client(Arc::new(HttpRepClient::from(cells.clone())))

@@ -634,6 +634,10 @@ impl Store for Backend {
     async fn write(&self, batch: WriteBatch) -> Result<()> {
         self.engine.write_batch(batch).await
     }
+
+    fn own_lock(self: Arc<Self>) -> Option<Arc<dyn Lock>> {
+        Some(self)
+    }
 }
 
 #[async_trait]
