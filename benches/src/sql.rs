@@ -61,10 +61,7 @@ async fn claim_start_rate(store: Arc<dyn Store>) -> anyhow::Result<f64> {
 }
 
 fn options() -> SqlOptions {
-    SqlOptions {
-        max_connections: WRITERS as u32,
-        ..Default::default()
-    }
+    SqlOptions::default().with_max_connections(WRITERS as u32)
 }
 
 /// A private PostgreSQL started by the repository's script; stopped when dropped (the

@@ -91,10 +91,9 @@ async fn a_thousand_cells_run_a_hundred_thousand_instances_with_convergence_runn
             containers: 500,
         })
         .clock(Arc::new(TokioClock::new()))
-        .convergence_config(ConvergenceConfig {
-            convergence_interval: Duration::from_secs(5),
-            ..ConvergenceConfig::default()
-        })
+        .convergence_config(
+            ConvergenceConfig::default().with_convergence_interval(Duration::from_secs(5)),
+        )
         .start()
         .await
         .unwrap();

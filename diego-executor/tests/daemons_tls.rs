@@ -61,20 +61,14 @@ impl Pki {
 
     fn server(&self, name: &str) -> ServerTlsConfig {
         let (cert_file, key_file) = self.leaf(name);
-        ServerTlsConfig {
-            cert_file,
-            key_file,
-            client_ca_file: Some(self.ca()),
-        }
+        ServerTlsConfig::new(cert_file, key_file).with_client_ca_file(self.ca())
     }
 
     fn client(&self, name: &str) -> ClientTlsConfig {
         let (cert, key) = self.leaf(name);
-        ClientTlsConfig {
-            ca_file: self.ca(),
-            cert_file: Some(cert),
-            key_file: Some(key),
-        }
+        ClientTlsConfig::new(self.ca())
+            .with_cert_file(cert)
+            .with_key_file(key)
     }
 }
 
@@ -168,15 +162,11 @@ async fn a_cluster_over_mutual_tls_runs_an_lrp() {
     // Without a client certificate the BBS refuses the connection.
     let anonymous = BbsClient::with_client(
         &bbs_url,
-        ClientTlsConfig {
-            ca_file: pki.ca(),
-            cert_file: None,
-            key_file: None,
-        }
-        .client_builder()
-        .unwrap()
-        .build()
-        .unwrap(),
+        ClientTlsConfig::new(pki.ca())
+            .client_builder()
+            .unwrap()
+            .build()
+            .unwrap(),
     );
     assert!(anonymous.ping().await.is_err());
 

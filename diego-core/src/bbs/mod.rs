@@ -50,8 +50,17 @@ use crate::restart_policy::RestartCalculator;
 use crate::store::{MemoryStore, Store, WriteBatch};
 use crate::time::{Clock, SystemClock};
 
-/// The BBS's settings; every number is Diego's default.
+/// The BBS's settings; every number is Diego's default. Start from
+/// [`BbsConfig::default`] and change what differs with the `with_*` setters (new
+/// settings may come: the struct cannot be built field by field outside this crate).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = diego_core::BbsConfig::default().with_cell_presence_ttl(Duration::from_secs(5));
+/// assert_eq!(config.max_task_retries, 3);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BbsConfig {
     /// Rejections after which a task fails instead of going back to Pending (3).
     pub max_task_retries: i32,
@@ -83,6 +92,57 @@ impl Default for BbsConfig {
     }
 }
 
+impl BbsConfig {
+    /// With `max_task_retries`: rejections after which a task fails.
+    #[must_use]
+    pub fn with_max_task_retries(mut self, max_task_retries: i32) -> Self {
+        self.max_task_retries = max_task_retries;
+        self
+    }
+
+    /// With `cell_presence_ttl`: how long a cell presence lives without renewal.
+    #[must_use]
+    pub fn with_cell_presence_ttl(mut self, cell_presence_ttl: Duration) -> Self {
+        self.cell_presence_ttl = cell_presence_ttl;
+        self
+    }
+
+    /// With `event_buffer`: how far a subscriber may fall behind before it gets `Lagged`.
+    #[must_use]
+    pub fn with_event_buffer(mut self, event_buffer: usize) -> Self {
+        self.event_buffer = event_buffer;
+        self
+    }
+
+    /// With `lag_policy`: what a subscriber that falls behind gets.
+    #[must_use]
+    pub fn with_lag_policy(mut self, lag_policy: LagPolicy) -> Self {
+        self.lag_policy = lag_policy;
+        self
+    }
+
+    /// With `retire_attempts`: attempts of a retire before giving up.
+    #[must_use]
+    pub fn with_retire_attempts(mut self, retire_attempts: usize) -> Self {
+        self.retire_attempts = retire_attempts;
+        self
+    }
+
+    /// With `max_cas_retries`: compare-and-swap retries after a concurrent write.
+    #[must_use]
+    pub fn with_max_cas_retries(mut self, max_cas_retries: u32) -> Self {
+        self.max_cas_retries = max_cas_retries;
+        self
+    }
+
+    /// With `restart`: the crash restart policy.
+    #[must_use]
+    pub fn with_restart(mut self, restart: RestartCalculator) -> Self {
+        self.restart = restart;
+        self
+    }
+}
+
 /// Builds a [`Bbs`]; every part has a default (memory store, system clock, and clients
 /// that report "not configured").
 #[derive(Debug, Default)]
@@ -98,6 +158,7 @@ pub struct BbsBuilder {
 
 impl BbsBuilder {
     /// The store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -106,36 +167,42 @@ impl BbsBuilder {
     /// The lock the cells' presences are leases on (`cells/{cell_id}`). Default: the
     /// store's own ([`Store::own_lock`]); for a store without one, an in-process lock (a
     /// [`MemoryStore`]'s), which serves one BBS process only.
+    #[must_use]
     pub fn lock(mut self, lock: Arc<dyn Lock>) -> Self {
         self.lock = Some(lock);
         self
     }
 
     /// The clock (default: [`SystemClock`]).
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Where placement requests go.
+    #[must_use]
     pub fn auctioneer(mut self, auctioneer: Arc<dyn AuctioneerClient>) -> Self {
         self.auctioneer = Some(auctioneer);
         self
     }
 
     /// How cells are reached.
+    #[must_use]
     pub fn rep_client(mut self, rep_client: Arc<dyn RepClient>) -> Self {
         self.rep_client = Some(rep_client);
         self
     }
 
     /// How task completion callbacks are delivered.
+    #[must_use]
     pub fn completion_callback(mut self, callback: Arc<dyn CompletionCallback>) -> Self {
         self.callback = Some(callback);
         self
     }
 
     /// The settings.
+    #[must_use]
     pub fn config(mut self, config: BbsConfig) -> Self {
         self.config = config;
         self
@@ -263,6 +330,7 @@ pub(crate) use with_cas_retry;
 
 impl Bbs {
     /// A builder with every part defaulted.
+    #[must_use]
     pub fn builder() -> BbsBuilder {
         BbsBuilder::default()
     }

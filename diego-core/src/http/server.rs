@@ -186,6 +186,7 @@ impl BbsServer {
     }
 
     /// Refuses request bodies over `bytes` with 413.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -193,6 +194,7 @@ impl BbsServer {
 
     /// Serves the lines kept by `logs` (recent and live). Without it the log route
     /// answers 501 with an `Unavailable` error.
+    #[must_use]
     pub fn log_sink(mut self, logs: Arc<RingBufferLogSink>) -> Self {
         self.logs = Some(logs);
         self
@@ -200,6 +202,7 @@ impl BbsServer {
 
     /// Ends the open event and log streams when `token` is cancelled ([`serve`](Self::serve)
     /// does this with its own token), so that a graceful shutdown is not held up by them.
+    #[must_use]
     pub fn shutdown_signal(mut self, token: CancellationToken) -> Self {
         self.shutdown = token;
         self

@@ -9,24 +9,19 @@
 //! ```no_run
 //! # async fn run() -> diego_core::Result<()> {
 //! use diego_core::http::tls::{serve_tls, ClientTlsConfig, ServerTlsConfig};
-//! let server = ServerTlsConfig {
-//!     cert_file: "bbs.crt".into(),
-//!     key_file: "bbs.key".into(),
-//!     client_ca_file: Some("ca.crt".into()), // mutual TLS
-//! }
-//! .load()?;
+//! let server = ServerTlsConfig::new("bbs.crt", "bbs.key")
+//!     .with_client_ca_file("ca.crt") // mutual TLS
+//!     .load()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8889").await
 //!     .map_err(|e| diego_core::Error::unavailable_from("cannot listen", e))?;
 //! let app = axum::Router::new();
 //! let cancel = tokio_util::sync::CancellationToken::new();
 //! tokio::spawn(serve_tls(listener, app, server, cancel));
 //!
-//! let client = ClientTlsConfig {
-//!     ca_file: "ca.crt".into(),
-//!     cert_file: Some("client.crt".into()),
-//!     key_file: Some("client.key".into()),
-//! }
-//! .client_builder()?
+//! let client = ClientTlsConfig::new("ca.crt")
+//!     .with_cert_file("client.crt")
+//!     .with_key_file("client.key")
+//!     .client_builder()?
 //! .build()
 //! .map_err(|e| diego_core::Error::unavailable_from("cannot build the client", e))?;
 //! let bbs = diego_core::http::BbsClient::with_client("https://127.0.0.1:8889", client);
@@ -47,9 +42,11 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 
 /// Where a TLS server finds its certificate chain, its key and, for mutual TLS, the CA
-/// that signs its clients' certificates.
+/// that signs its clients' certificates: [`ServerTlsConfig::new`], changed with the
+/// `with_*` setters (or read from a configuration file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServerTlsConfig {
     /// The server's certificate chain (PEM), leaf first.
     pub cert_file: PathBuf,
@@ -61,6 +58,24 @@ pub struct ServerTlsConfig {
 }
 
 impl ServerTlsConfig {
+    /// A server with the certificate chain in `cert_file` and its key in `key_file`
+    /// (no client certificates asked for).
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        ServerTlsConfig {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            client_ca_file: None,
+        }
+    }
+
+    /// With `client_ca_file`: clients must present a certificate signed by this CA
+    /// (mutual TLS).
+    #[must_use]
+    pub fn with_client_ca_file(mut self, client_ca_file: impl Into<PathBuf>) -> Self {
+        self.client_ca_file = Some(client_ca_file.into());
+        self
+    }
+
     /// Reads the files and builds the server configuration.
     ///
     /// # Errors
@@ -128,9 +143,12 @@ impl ServerTls {
     }
 }
 
-/// What a TLS client trusts and, for mutual TLS, which certificate it presents.
+/// What a TLS client trusts and, for mutual TLS, which certificate it presents:
+/// [`ClientTlsConfig::new`], changed with the `with_*` setters (or read from a
+/// configuration file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientTlsConfig {
     /// The CA certificates (PEM) the server's certificate must chain to.
     pub ca_file: PathBuf,
@@ -143,6 +161,30 @@ pub struct ClientTlsConfig {
 }
 
 impl ClientTlsConfig {
+    /// A client trusting the CA certificates in `ca_file`, presenting no certificate.
+    pub fn new(ca_file: impl Into<PathBuf>) -> Self {
+        ClientTlsConfig {
+            ca_file: ca_file.into(),
+            cert_file: None,
+            key_file: None,
+        }
+    }
+
+    /// With `cert_file`: the client's certificate chain, for servers that require one
+    /// (with [`ClientTlsConfig::with_key_file`]).
+    #[must_use]
+    pub fn with_cert_file(mut self, cert_file: impl Into<PathBuf>) -> Self {
+        self.cert_file = Some(cert_file.into());
+        self
+    }
+
+    /// With `key_file`: the client's private key, with `cert_file`.
+    #[must_use]
+    pub fn with_key_file(mut self, key_file: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(key_file.into());
+        self
+    }
+
     /// A reqwest client builder that trusts only `ca_file` and presents the client
     /// certificate when one is configured.
     ///

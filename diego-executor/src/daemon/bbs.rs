@@ -307,10 +307,10 @@ fn activate(
         .clock(clock)
         .auctioneer(Arc::new(runner.clone()))
         .rep_client(Arc::new(HttpRepClient::from(cells.clone())))
-        .config(BbsConfig {
-            cell_presence_ttl: Duration::from_millis(config.cell_presence_ttl_ms),
-            ..BbsConfig::default()
-        })
+        .config(
+            BbsConfig::default()
+                .with_cell_presence_ttl(Duration::from_millis(config.cell_presence_ttl_ms)),
+        )
         .build();
     let api: Arc<dyn BbsApi> = Arc::new(bbs.clone());
     tokio::spawn({
@@ -319,10 +319,10 @@ fn activate(
         async move { run.run(active).await }
     });
     let converger = Converger::builder(bbs)
-        .config(ConvergenceConfig {
-            convergence_interval: Duration::from_millis(config.convergence_interval_ms),
-            ..ConvergenceConfig::default()
-        })
+        .config(
+            ConvergenceConfig::default()
+                .with_convergence_interval(Duration::from_millis(config.convergence_interval_ms)),
+        )
         .build();
     tokio::spawn({
         let active = active.clone();
