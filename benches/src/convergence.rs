@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diego_core::convergence::Converger;
+use diego_core::prelude::*;
 use diego_core::rep_client::RecordingRepClient;
 use diego_core::store::{ActualLrpFilter, Precondition, Record, WriteBatch};
 use diego_core::{

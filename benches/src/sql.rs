@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use diego_core::auctioneer::RecordingAuctioneer;
+use diego_core::prelude::*;
 use diego_core::store::sql::SqlOptions;
 use diego_core::store::{ActualLrpFilter, PostgresStore, SqliteStore, Store};
 use diego_core::{ActualLrpKey, Bbs};

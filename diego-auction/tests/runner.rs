@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diego_auction::{AuctionRunner, CellClient, CellRegistry, Error, RunnerConfig, Work};
+use diego_core::prelude::*;
 use diego_core::{
     ActualLrp, AuctioneerClient, Bbs, CellCapacity, CellPresence, CellState, DesireTaskRequest,
     DesiredLrp, LrpStartRequest, LrpSummary, PlacementConstraint, Resource, RootfsProviders,

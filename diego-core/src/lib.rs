@@ -57,6 +57,13 @@
 //! store's ([`Store::own_lock`]: every store here has one). The holder builds its BBS on
 //! a [`store::FencedStore`] carrying its lease's fence, so it cannot write once another
 //! process has taken the lock over.
+//!
+//! ## The BBS's operations
+//!
+//! [`Bbs`] (in process) and `http::BbsClient` (over HTTP) implement the same traits, one
+//! per resource ([`TaskApi`], [`DesiredLrpApi`], [`ActualLrpApi`], [`EvacuationApi`],
+//! [`DomainApi`], [`CellApi`], [`EventApi`]); [`BbsApi`] is all of them, for an
+//! `Arc<dyn BbsApi>`. `use diego_core::prelude::*;` brings them into scope.
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
@@ -84,6 +91,7 @@ pub mod log_sink;
 pub mod metric_tags;
 pub mod modification_tag;
 pub mod network;
+pub mod prelude;
 pub mod rep_client;
 pub mod request_id;
 pub mod restart_policy;
@@ -110,7 +118,10 @@ pub use actual_lrp::{
 pub use auctioneer::{
     AuctioneerClient, LrpStartRequest, PlacementConstraint, Resource, TaskStartRequest,
 };
-pub use bbs::{Bbs, BbsApi, BbsBuilder, BbsConfig};
+pub use bbs::{
+    ActualLrpApi, Bbs, BbsApi, BbsBuilder, BbsConfig, CellApi, DesiredLrpApi, DomainApi,
+    EvacuationApi, EventApi, TaskApi,
+};
 pub use cell::{CellCapacity, CellPresence, CellState, LrpSummary, RootfsProviders, TaskSummary};
 pub use check_definition::{Check, CheckDefinition, HttpCheck, TcpCheck};
 pub use completion_callback::CompletionCallback;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use diego_core::http::tls::{serve_tls, ClientTlsConfig, ServerTls, ServerTlsConfig};
 use diego_core::http::BbsClient;
-use diego_core::{Bbs, BbsApi, Error};
+use diego_core::prelude::*;
+use diego_core::{Bbs, Error};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
 

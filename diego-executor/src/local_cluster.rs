@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diego_core::log_sink::{FanOutLogSink, LogSink, RingBufferLogSink, StdoutLogSink};
+use diego_core::prelude::*;
 use diego_core::router::{HttpProxy, RouteEmitter, TableRouter};
 use diego_core::store::ActualLrpFilter;
 use diego_core::{

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use diego_core::convergence::ConvergenceConfig;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{ActualLrpState, DesiredLrp, Presence, RunAction, TokioClock};
 use diego_executor::cluster::BackendFactory;

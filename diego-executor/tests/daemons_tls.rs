@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use diego_core::http::tls::{ClientTlsConfig, ServerTlsConfig};
 use diego_core::http::BbsClient;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
-use diego_core::{ActualLrpState, BbsApi, DesiredLrp, RunAction, SystemClock};
+use diego_core::{ActualLrpState, DesiredLrp, RunAction, SystemClock};
 use diego_executor::daemon::config::{BackendKind, BbsServerConfig, CellServerConfig};
 use diego_executor::daemon::{open_store, run_bbs_on, run_cell_on};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};

@@ -7,6 +7,11 @@
 //! Events are emitted only after their write succeeded; writes to one process (or task)
 //! are serialised in-process, so its events come in write order.
 //!
+//! Its operations are the traits of [`api`] ([`TaskApi`], [`DesiredLrpApi`],
+//! [`ActualLrpApi`], [`EvacuationApi`], [`DomainApi`], [`CellApi`], [`EventApi`]; all
+//! of them together: [`BbsApi`]), implemented here in the file of each resource; bring
+//! them into scope with `use diego_core::prelude::*;`.
+//!
 //! The BBS never knows the auction or the cells: it talks to them through
 //! [`AuctioneerClient`] and [`RepClient`], and delivers task callbacks through
 //! [`CompletionCallback`].
@@ -14,7 +19,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use diego_core::{Bbs, BbsApi, DesiredLrp, RunAction, auctioneer::RecordingAuctioneer};
+//! use diego_core::prelude::*;
+//! use diego_core::{Bbs, DesiredLrp, RunAction, auctioneer::RecordingAuctioneer};
 //!
 //! let auctioneer = Arc::new(RecordingAuctioneer::new());
 //! let bbs = Bbs::builder().auctioneer(auctioneer.clone()).build();
@@ -27,7 +33,7 @@
 //! ```
 
 mod actual_lrps;
-mod api;
+pub mod api;
 mod cells;
 mod convergence_ops;
 mod desired_lrps;
@@ -38,12 +44,17 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use api::BbsApi;
+use async_trait::async_trait;
+
+pub use api::{
+    ActualLrpApi, BbsApi, CellApi, DesiredLrpApi, DomainApi, EvacuationApi, EventApi, TaskApi,
+};
 
 use crate::auctioneer::{AuctioneerClient, LrpStartRequest, NoAuctioneer, TaskStartRequest};
 use crate::completion_callback::{CompletionCallback, NoCallback};
 use crate::error::{Error, Result};
-use crate::events::{EventHub, LagPolicy, LrpEvent, TaskEvent};
+use crate::events::{EventHub, EventStream, LagPolicy, LrpEvent, TaskEvent};
+use crate::guid::CellId;
 use crate::lock::Lock;
 use crate::rep_client::{NoRepClient, RepClient};
 use crate::restart_policy::RestartCalculator;
@@ -409,5 +420,15 @@ impl Bbs {
 impl Default for Bbs {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[async_trait]
+impl EventApi for Bbs {
+    async fn subscribe_lrp_events(&self, cell_id: Option<CellId>) -> Result<EventStream<LrpEvent>> {
+        Ok(self.events().subscribe_lrp(cell_id))
+    }
+    async fn subscribe_task_events(&self) -> Result<EventStream<TaskEvent>> {
+        Ok(self.events().subscribe_task())
     }
 }

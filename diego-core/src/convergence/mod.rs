@@ -11,6 +11,7 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
+//! use diego_core::prelude::*;
 //! use diego_core::{Bbs, DesiredLrp, RunAction, auctioneer::RecordingAuctioneer};
 //! use diego_core::convergence::Converger;
 //!
@@ -53,6 +54,7 @@ use crate::bbs::Bbs;
 use crate::desired_lrp::SchedulingInfo;
 use crate::error::{Error, Result};
 use crate::guid::{CellId, ProcessGuid};
+use crate::prelude::*;
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 
 /// The converger's settings; every number is Diego's default. Start from

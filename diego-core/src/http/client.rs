@@ -1,5 +1,6 @@
-//! `BbsClient`: the BBS over HTTP, implementing [`BbsApi`] so reps, auctioneers and
-//! convergers run unchanged in other processes.
+//! `BbsClient`: the BBS over HTTP, implementing the BBS's traits (and so
+//! [`BbsApi`](crate::BbsApi)) so reps, auctioneers and convergers run unchanged in other
+//! processes.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,9 @@ use super::request_id::forward;
 use super::server::{Empty, LAGGED_EVENT, LOG_EVENT};
 use super::types::*;
 use crate::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
-use crate::bbs::BbsApi;
+use crate::bbs::{
+    ActualLrpApi, CellApi, DesiredLrpApi, DomainApi, EvacuationApi, EventApi, TaskApi,
+};
 use crate::cell::CellPresence;
 use crate::desired_lrp::{DesiredLrp, DesiredLrpUpdate, SchedulingInfo};
 use crate::error::{Error, Result};
@@ -323,7 +326,7 @@ fn actual(key: &ActualLrpKey, ik: Option<&ActualLrpInstanceKey>) -> ActualLrpReq
 }
 
 #[async_trait]
-impl BbsApi for BbsClient {
+impl TaskApi for BbsClient {
     async fn desire_task(&self, request: DesireTaskRequest) -> Result<()> {
         self.call("/v1/tasks/desire", &request).await
     }
@@ -410,6 +413,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl DesiredLrpApi for BbsClient {
     async fn desire_lrp(&self, desired: DesiredLrp) -> Result<()> {
         self.call("/v1/desired_lrp/desire", &desired).await
     }
@@ -451,6 +458,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl ActualLrpApi for BbsClient {
     async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
         self.post("/v1/actual_lrps/list", &ActualLrpsRequest::from(filter))
             .await
@@ -502,6 +513,10 @@ impl BbsApi for BbsClient {
         self.call("/v1/actual_lrps/retire", &actual(key, None))
             .await
     }
+}
+
+#[async_trait]
+impl EvacuationApi for BbsClient {
     async fn evacuate_claimed_actual_lrp(
         &self,
         key: &ActualLrpKey,
@@ -557,6 +572,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl DomainApi for BbsClient {
     async fn upsert_domain(&self, domain: &str, ttl: Duration) -> Result<()> {
         let body = UpsertDomainRequest {
             domain: domain.to_owned(),
@@ -567,6 +586,10 @@ impl BbsApi for BbsClient {
     async fn domains(&self) -> Result<Vec<String>> {
         self.post("/v1/domains/list", &Empty {}).await
     }
+}
+
+#[async_trait]
+impl CellApi for BbsClient {
     async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
         self.call("/v1/cells/register", presence).await
     }
@@ -591,6 +614,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl EventApi for BbsClient {
     async fn subscribe_lrp_events(&self, cell_id: Option<CellId>) -> Result<EventStream<LrpEvent>> {
         let mut url = "/v1/events/lrp_instances".to_owned();
         if let Some(c) = cell_id {

@@ -15,6 +15,7 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
+//! use diego_core::prelude::*;
 //! use diego_core::router::{RouteEmitter, Router, TableRouter};
 //! use diego_core::{ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, Bbs, BbsApi,
 //!     DesiredLrp, PortMapping, Routes, RunAction};

@@ -369,7 +369,7 @@ impl ActualLrpFilter {
 /// through [`Store::own_lock`] (every store here does): the BBS's leader lock, whose
 /// fencing token [`Store::write`] then checks in the write's own transaction, and by
 /// default the cells' presences, which are leases with a TTL named `cells/{cell_id}`
-/// (see [`Bbs::register_cell`](crate::Bbs::register_cell)). A store without
+/// (see [`CellApi::register_cell`](crate::bbs::CellApi::register_cell)). A store without
 /// a lock of its own is paired with one of the host's choice
 /// ([`BbsBuilder::lock`](crate::BbsBuilder::lock)).
 #[async_trait]
