@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::cell_presence;
 use diego_core::lock::Lock;
 use diego_core::store::{ActualLrpFilter, Fence, FencedStore, MemoryStore, Store};
 use diego_core::*;
@@ -97,18 +100,9 @@ async fn a_fenced_bbs_keeps_cell_presences_on_the_inner_stores_lock() {
         .unwrap()
         .unwrap();
     let bbs = bbs_on(store.clone(), clock, lease.fence());
-    bbs.register_cell(&CellPresence {
-        cell_id: CellId::new("c1"),
-        rep_address: "10.0.0.1:1800".into(),
-        capacity: CellCapacity {
-            memory_mb: 1024,
-            disk_mb: 1024,
-            containers: 10,
-        },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    bbs.register_cell(&cell_presence("c1", "10.0.0.1:1800"))
+        .await
+        .unwrap();
     let held = store.holder("cells/c1").await.unwrap().expect("a lease");
     assert_eq!(held.owner, "10.0.0.1:1800");
     assert_eq!(bbs.cells().await.unwrap().len(), 1);

@@ -866,16 +866,7 @@ async fn cell_presences_live_on_the_lock_the_bbs_is_given() {
         .lock(lock.clone())
         .clock(clock.clone())
         .build();
-    let presence = CellPresence {
-        cell_id: CellId::new("c1"),
-        rep_address: "10.0.0.1:1800".into(),
-        capacity: CellCapacity {
-            memory_mb: 1024,
-            disk_mb: 1024,
-            containers: 10,
-        },
-        ..Default::default()
-    };
+    let presence = cell_presence("c1", "10.0.0.1:1800");
     bbs.register_cell(&presence).await.unwrap();
     let lease = lock.holder("cells/c1").await.unwrap().expect("a lease");
     assert_eq!(lease.owner, "10.0.0.1:1800");
