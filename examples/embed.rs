@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use diego_auction::AuctionRunner;
 use diego_core::convergence::Converger;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
-use diego_core::{ActualLrpState, Bbs, BbsApi, DesiredLrp, MemoryStore, RunAction};
+use diego_core::{ActualLrpState, Bbs, DesiredLrp, MemoryStore, RunAction};
 use diego_executor::{Executor, ExecutorConfig, LocalReps, Rep, RepConfig, Resources};
 use diego_garden::{FakeBackend, FakeScript, FakeStep};
 use tokio_util::sync::CancellationToken;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{ActualLrpInstanceKey, ActualLrpNetInfo};
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::events::EventItem;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{
     ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, Bbs, Check, CheckDefinition, DesiredLrp,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use diego_core::bbs::rep_client::RecordingRepClient;
 use diego_core::convergence::Converger;
+use diego_core::prelude::*;
 use diego_core::store::{ActualLrpFilter, Precondition, Record, WriteBatch};
 use diego_core::{
     ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, ActualLrpState, Bbs,

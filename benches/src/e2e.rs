@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{ActualLrpState, Check, CheckDefinition, DesiredLrp, Presence, RunAction};
 use diego_executor::cluster::BackendFactory;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diego_core::http::BbsClient;
-use diego_core::{BbsApi, DesireTaskRequest, RunAction, TaskDefinition, TaskGuid};
+use diego_core::prelude::*;
+use diego_core::{DesireTaskRequest, RunAction, TaskDefinition, TaskGuid};
 
 /// The lease the figure is taken with (Diego's lock TTL).
 pub const LEASE_MS: u64 = 15_000;

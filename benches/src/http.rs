@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
 use diego_core::http::BbsClient;
-use diego_core::{Bbs, BbsApi, DesireTaskRequest, RunAction, TaskDefinition};
+use diego_core::prelude::*;
+use diego_core::{Bbs, DesireTaskRequest, RunAction, TaskDefinition};
 use tokio_util::sync::CancellationToken;
 
 /// Concurrent keep-alive clients.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+use diego_core::prelude::*;
 use diego_core::store::sql::SqlOptions;
 use diego_core::store::{ActualLrpFilter, PostgresStore, SqliteStore, Store};
 use diego_core::{ActualLrpKey, Bbs};
@@ -61,10 +62,7 @@ async fn claim_start_rate(store: Arc<dyn Store>) -> anyhow::Result<f64> {
 }
 
 fn options() -> SqlOptions {
-    SqlOptions {
-        max_connections: WRITERS as u32,
-        ..Default::default()
-    }
+    SqlOptions::default().with_max_connections(WRITERS as u32)
 }
 
 /// A private PostgreSQL started by the repository's script; stopped when dropped (the

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diego_auction::{AuctionRunner, CellClient, CellRegistry, Error, RunnerConfig, Work};
+use diego_core::prelude::*;
 use diego_core::{
     ActualLrp, AuctioneerClient, Bbs, CellCapacity, CellPresence, CellState, DesireTaskRequest,
     DesiredLrp, LrpStartRequest, LrpSummary, PlacementConstraint, Resource, RootfsProviders,
@@ -649,7 +650,10 @@ async fn cancellation_stops_the_idle_runner_and_refuses_later_requests() {
     let runner = h.runner.clone();
     h.stop().await;
     let r = runner.request_task_auctions(Vec::new()).await;
-    assert!(matches!(r, Err(diego_core::Error::Unavailable(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(diego_core::Error::Unavailable { .. })),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

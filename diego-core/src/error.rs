@@ -2,9 +2,16 @@
 //!
 //! Every variant has a stable machine-readable [`Error::kind`] (the `type` of the HTTP
 //! API's error body); messages are Diego's exact texts where Diego has one, because
-//! clients match on them.
+//! clients match on them. The variants that report a failure of something else
+//! (`Unavailable`, `InvalidRecord`, `InvalidConfig`) keep that failure as their
+//! `source`, as diego-garden's errors do; their text stays the whole message (the
+//! cause's text included), so it reads the same here and over the HTTP API.
 
 use crate::models::validation::ValidationErrors;
+
+/// A boxed error kept as the `source` of [`Error::Unavailable`], [`Error::InvalidRecord`]
+/// and [`Error::InvalidConfig`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors of diego-core's operations.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +68,37 @@ pub enum Error {
     #[error("cannot unclaim actual LRP")]
     ActualLrpCannotBeUnclaimed,
     /// A dependency (store, peer, network) is unavailable; retrying later may succeed.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    #[error("unavailable: {message}")]
+    Unavailable {
+        /// What failed, the cause's text included (the error's text after
+        /// `"unavailable: "`).
+        message: String,
+        /// The failure behind it, when it happened in this process (an error read from
+        /// the HTTP API has none: its cause stayed on the other side).
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A stored record could not be read back (corrupt, from an unknown version, or
     /// encrypted under a key this process does not have).
-    #[error("invalid record: {0}")]
-    InvalidRecord(String),
+    #[error("invalid record: {message}")]
+    InvalidRecord {
+        /// What is wrong with the record, the cause's text included.
+        message: String,
+        /// The failure behind it (a decoding error), when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A configuration (file, certificate, key, URL) is unusable; the message names the
     /// field and the reason.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    #[error("invalid configuration: {message}")]
+    InvalidConfig {
+        /// The field and the reason, the cause's text included.
+        message: String,
+        /// The failure behind it (an unreadable file, a PEM that does not parse), when
+        /// there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A fenced write was refused: the writer's lease on the lock is gone (another
     /// process took the lock over, or it was released), so this process must stop
     /// acting as the lock's holder.
@@ -88,6 +116,57 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::Unavailable`] with `message` and no source.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Unavailable`] caused by `source`: the text is `"{message}: {source}"`
+    /// and `source` is kept.
+    pub fn unavailable_from(message: impl std::fmt::Display, source: impl Into<BoxError>) -> Self {
+        let (message, source) = caused(message, source.into());
+        Error::Unavailable { message, source }
+    }
+
+    /// [`Error::InvalidRecord`] with `message` and no source.
+    pub fn invalid_record(message: impl Into<String>) -> Self {
+        Error::InvalidRecord {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::InvalidRecord`] caused by `source`: the text is `"{message}: {source}"`
+    /// and `source` is kept.
+    pub fn invalid_record_from(
+        message: impl std::fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let (message, source) = caused(message, source.into());
+        Error::InvalidRecord { message, source }
+    }
+
+    /// [`Error::InvalidConfig`] with `message` and no source.
+    pub fn invalid_config(message: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::InvalidConfig`] caused by `source`: the text is `"{message}: {source}"`
+    /// and `source` is kept.
+    pub fn invalid_config_from(
+        message: impl std::fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let (message, source) = caused(message, source.into());
+        Error::InvalidConfig { message, source }
+    }
+
     /// The stable machine-readable name of this error (Diego's error type names).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -103,9 +182,9 @@ impl Error {
             Error::ActualLrpCannotBeFailed => "ActualLRPCannotBeFailed",
             Error::ActualLrpCannotBeRemoved => "ActualLRPCannotBeRemoved",
             Error::ActualLrpCannotBeUnclaimed => "ActualLRPCannotBeUnclaimed",
-            Error::Unavailable(_) => "Unavailable",
-            Error::InvalidRecord(_) => "InvalidRecord",
-            Error::InvalidConfig(_) => "InvalidConfiguration",
+            Error::Unavailable { .. } => "Unavailable",
+            Error::InvalidRecord { .. } => "InvalidRecord",
+            Error::InvalidConfig { .. } => "InvalidConfiguration",
             Error::FenceLost { .. } => "FenceLost",
             Error::LockCollision(_) => "LockCollision",
         }
@@ -118,6 +197,11 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// A message followed by its cause's text, and the cause.
+fn caused(message: impl std::fmt::Display, source: BoxError) -> (String, Option<BoxError>) {
+    (format!("{message}: {source}"), Some(source))
 }
 
 impl From<ValidationErrors> for Error {
@@ -179,6 +263,44 @@ mod tests {
             "fence lost: lock \"bbs\" no longer carries fencing token 7"
         );
         assert_eq!(e.kind(), "FenceLost");
+    }
+
+    #[test]
+    fn causes_are_kept_and_the_text_is_unchanged() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::unavailable_from("cannot connect to PostgreSQL", io);
+        assert_eq!(
+            e.to_string(),
+            "unavailable: cannot connect to PostgreSQL: refused"
+        );
+        assert_eq!(e.kind(), "Unavailable");
+        let source = e.source().expect("the cause is kept");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("as the error it was");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+
+        let e = Error::unavailable("no auctioneer configured");
+        assert_eq!(e.to_string(), "unavailable: no auctioneer configured");
+        assert!(e.source().is_none());
+
+        let e = Error::invalid_record_from("tasks: undecodable payload", "eof");
+        assert_eq!(
+            e.to_string(),
+            "invalid record: tasks: undecodable payload: eof"
+        );
+        assert_eq!(e.kind(), "InvalidRecord");
+        assert!(e.source().is_some());
+        let e = Error::invalid_config("bbs_urls: needs at least one URL");
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: bbs_urls: needs at least one URL"
+        );
+        assert_eq!(e.kind(), "InvalidConfiguration");
+        let e = Error::invalid_config_from("key_file", "no key");
+        assert_eq!(e.to_string(), "invalid configuration: key_file: no key");
+        assert!(e.source().is_some());
     }
 
     #[test]

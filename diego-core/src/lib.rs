@@ -64,9 +64,17 @@
 //! `sqlite`, [`store::SqliteStore`] (one durable file); with feature `postgres`,
 //! [`store::PostgresStore`] (shared by several BBS processes). The SQL stores encrypt
 //! payloads at rest when given a [`store::sql::KeyRing`]. Several BBS processes pick the
-//! active one with a [`Lock`] lease (every store here implements it); the holder builds
-//! its BBS on a [`store::FencedStore`] carrying its lease's fence, so it cannot write
-//! once another process has taken the lock over.
+//! active one with a [`Lock`] lease; the lock is a choice of its own, by default the
+//! store's ([`Store::own_lock`]: every store here has one). The holder builds its BBS on
+//! a [`store::FencedStore`] carrying its lease's fence, so it cannot write once another
+//! process has taken the lock over.
+//!
+//! ## The BBS's operations
+//!
+//! [`Bbs`] (in process) and `http::BbsClient` (over HTTP) implement the same traits, one
+//! per resource ([`TaskApi`], [`DesiredLrpApi`], [`ActualLrpApi`], [`EvacuationApi`],
+//! [`DomainApi`], [`CellApi`], [`EventApi`]); [`BbsApi`] is all of them, for an
+//! `Arc<dyn BbsApi>`. `use diego_core::prelude::*;` brings them into scope.
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
@@ -82,6 +90,7 @@ pub mod http;
 pub mod lock;
 pub mod log_sink;
 pub mod models;
+pub mod prelude;
 pub mod request_id;
 #[cfg(feature = "router")]
 pub mod router;
@@ -90,8 +99,9 @@ pub mod store;
 pub mod time;
 
 pub use bbs::{
-    AuctioneerClient, Bbs, BbsApi, BbsBuilder, BbsConfig, CompletionCallback, LrpStartRequest,
-    RepClient, TaskStartRequest,
+    ActualLrpApi, AuctioneerClient, Bbs, BbsApi, BbsBuilder, BbsConfig, CellApi,
+    CompletionCallback, DesiredLrpApi, DomainApi, EvacuationApi, EventApi, LrpStartRequest,
+    RepClient, TaskApi, TaskStartRequest,
 };
 pub use convergence::{ConvergenceConfig, ConvergenceReport, Converger};
 pub use error::{Error, Result};

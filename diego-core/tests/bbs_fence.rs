@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::cell_presence;
 use diego_core::lock::Lock;
 use diego_core::store::{ActualLrpFilter, Fence, FencedStore, MemoryStore, Store};
 use diego_core::*;
@@ -85,4 +88,22 @@ async fn a_fenced_bbs_cannot_write_after_a_takeover() {
         .clock(clock.clone())
         .build();
     plain.upsert_domain("jobs", Duration::ZERO).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fenced_bbs_keeps_cell_presences_on_the_inner_stores_lock() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000_000_000)));
+    let lease = store
+        .acquire("bbs", "a", Duration::from_secs(15), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let bbs = bbs_on(store.clone(), clock, lease.fence());
+    bbs.register_cell(&cell_presence("c1", "10.0.0.1:1800"))
+        .await
+        .unwrap();
+    let held = store.holder("cells/c1").await.unwrap().expect("a lease");
+    assert_eq!(held.owner, "10.0.0.1:1800");
+    assert_eq!(bbs.cells().await.unwrap().len(), 1);
 }

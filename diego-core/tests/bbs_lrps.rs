@@ -852,3 +852,43 @@ async fn cell_presences_are_leases_on_the_store_lock() {
     bbs.register_cell(&presence("10.0.0.1:1800")).await.unwrap();
     assert_eq!(bbs.cells().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn cell_presences_live_on_the_lock_the_bbs_is_given() {
+    use diego_core::lock::Lock;
+    use diego_core::store::MemoryStore;
+    let store = Arc::new(MemoryStore::new());
+    // Another lock than the store's own: a MemoryStore seen only as a Lock.
+    let lock = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(T0));
+    let bbs = Bbs::builder()
+        .store(store.clone())
+        .lock(lock.clone())
+        .clock(clock.clone())
+        .build();
+    let presence = cell_presence("c1", "10.0.0.1:1800");
+    bbs.register_cell(&presence).await.unwrap();
+    let lease = lock.holder("cells/c1").await.unwrap().expect("a lease");
+    assert_eq!(lease.owner, "10.0.0.1:1800");
+    assert_eq!(
+        store.holder("cells/c1").await.unwrap(),
+        None,
+        "the store's own lock is not used"
+    );
+    // The record is the store's; the lease decides whether the cell is live.
+    assert_eq!(store.cell_presences().await.unwrap().len(), 1);
+    assert_eq!(bbs.cells().await.unwrap().len(), 1);
+    assert_eq!(
+        bbs.cell_by_id(&CellId::new("c1"))
+            .await
+            .unwrap()
+            .rep_address,
+        "10.0.0.1:1800"
+    );
+    lock.release("cells/c1", "10.0.0.1:1800").await.unwrap();
+    assert!(bbs.cells().await.unwrap().is_empty());
+    bbs.register_cell(&presence).await.unwrap();
+    bbs.remove_cell(&CellId::new("c1")).await.unwrap();
+    assert_eq!(lock.holder("cells/c1").await.unwrap(), None);
+    assert!(store.cell_presences().await.unwrap().is_empty());
+}

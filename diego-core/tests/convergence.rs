@@ -639,7 +639,8 @@ fn planning_is_pure_and_names_each_repair() {
 }
 
 /// A store that notes how many convergence snapshots are being read at once (each read
-/// of the scheduling infos takes a while).
+/// of the scheduling infos takes a while). It has no lock of its own: the BBS's cell
+/// presences then live on an in-process lock.
 #[derive(Debug, Default)]
 struct SlowSnapshotStore {
     inner: MemoryStore,
@@ -686,28 +687,6 @@ impl diego_core::store::Store for SlowSnapshotStore {
     }
     async fn write(&self, batch: WriteBatch) -> Result<()> {
         self.inner.write(batch).await
-    }
-}
-
-#[async_trait::async_trait]
-impl diego_core::lock::Lock for SlowSnapshotStore {
-    async fn acquire(
-        &self,
-        name: &str,
-        owner: &str,
-        ttl: Duration,
-        now: diego_core::time::Timestamp,
-    ) -> Result<Option<diego_core::lock::Lease>> {
-        diego_core::lock::Lock::acquire(&self.inner, name, owner, ttl, now).await
-    }
-    async fn release(&self, name: &str, owner: &str) -> Result<bool> {
-        diego_core::lock::Lock::release(&self.inner, name, owner).await
-    }
-    async fn holder(&self, name: &str) -> Result<Option<diego_core::lock::Lease>> {
-        diego_core::lock::Lock::holder(&self.inner, name).await
-    }
-    async fn leases(&self, prefix: &str) -> Result<Vec<diego_core::lock::Lease>> {
-        diego_core::lock::Lock::leases(&self.inner, prefix).await
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use axum::response::IntoResponse;
 use diego_core::http::server::ApiError;
 use diego_core::http::{BbsClient, NOT_ACTIVE_BBS};
-use diego_core::{Bbs, BbsApi, Error, TaskGuid};
+use diego_core::prelude::*;
+use diego_core::{Bbs, Error, TaskGuid};
 
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -17,7 +18,7 @@ async fn serve(app: axum::Router) -> String {
 
 async fn standby() -> String {
     serve(axum::Router::new().fallback(|| async {
-        ApiError(Error::Unavailable(format!(
+        ApiError(Error::unavailable(format!(
             "{NOT_ACTIVE_BBS}; the active BBS is at elsewhere"
         )))
         .into_response()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use diego_core::http::tls::{serve_tls, ClientTlsConfig, ServerTls, ServerTlsConfig};
 use diego_core::http::BbsClient;
-use diego_core::{Bbs, BbsApi, Error};
+use diego_core::prelude::*;
+use diego_core::{Bbs, Error};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +87,7 @@ async fn server_tls_serves_clients_that_trust_its_ca() {
     // A client trusting another CA refuses the server.
     let other = Pki::new("another ca");
     let err = client(&url, &other.ca_pem, None).ping().await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     cancel.cancel();
 }
 
@@ -107,7 +108,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
 
     // No client certificate: the handshake fails.
     let err = client(&url, &pki.ca_pem, None).ping().await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
 
     // A certificate from a CA the server does not trust fails too.
     let rogue = Pki::new("rogue ca").leaf(&["rep-1"]);
@@ -115,7 +116,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         .ping()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable(_)), "{err}");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     cancel.cancel();
 }
 
@@ -123,12 +124,14 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
 fn bad_files_are_named_in_the_error() {
     let dir = std::env::temp_dir().join(format!("diego-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let missing = ServerTlsConfig {
-        cert_file: dir.join("nope.crt"),
-        key_file: dir.join("nope.key"),
-        client_ca_file: None,
-    };
-    let err = missing.load().unwrap_err().to_string();
+    let missing = ServerTlsConfig::new(dir.join("nope.crt"), dir.join("nope.key"));
+    let err = missing.load().unwrap_err();
+    // The file system's error is kept as the cause.
+    let cause = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    assert_eq!(cause, Some(std::io::ErrorKind::NotFound), "{err}");
+    let err = err.to_string();
     assert!(
         err.contains("cert_file") && err.contains("nope.crt"),
         "{err}"
@@ -140,13 +143,9 @@ fn bad_files_are_named_in_the_error() {
     let (_, key) = pki.leaf(&["localhost"]);
     let key_file = dir.join("key.pem");
     std::fs::write(&key_file, key).unwrap();
-    let err = ServerTlsConfig {
-        cert_file: garbage.clone(),
-        key_file: key_file.clone(),
-        client_ca_file: None,
-    }
-    .load()
-    .unwrap_err();
+    let err = ServerTlsConfig::new(garbage.clone(), key_file.clone())
+        .load()
+        .unwrap_err();
     assert_eq!(err.kind(), "InvalidConfiguration");
     assert!(err.to_string().contains("cert_file"), "{err}");
 
@@ -156,13 +155,10 @@ fn bad_files_are_named_in_the_error() {
     let err = ServerTls::from_pem(cert.as_bytes(), other_key.as_bytes(), None).unwrap_err();
     assert!(err.to_string().contains("key_file"), "{err}");
 
-    let err = ClientTlsConfig {
-        ca_file: garbage,
-        cert_file: None,
-        key_file: Some(key_file),
-    }
-    .client_builder()
-    .unwrap_err();
+    let err = ClientTlsConfig::new(garbage)
+        .with_key_file(key_file)
+        .client_builder()
+        .unwrap_err();
     assert!(err.to_string().contains("cert_file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1110,10 +1110,7 @@ async fn the_emitter_follows_desire_claim_start_crash_scale_and_removal() {
 
 #[tokio::test]
 async fn the_emitter_starts_from_a_listing_and_resyncs_after_lagging() {
-    let config = BbsConfig {
-        event_buffer: 4,
-        ..Default::default()
-    };
+    let config = BbsConfig::default().with_event_buffer(4);
     let bbs = Bbs::builder().config(config).build();
     // Present before the emitter starts: learnt from the first listing.
     bbs.desire_lrp(lrp("early", 1, "early.example"))

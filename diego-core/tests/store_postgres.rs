@@ -56,10 +56,7 @@ async fn fresh(url: &str, options: SqlOptions) -> PostgresStore {
 }
 
 fn small() -> SqlOptions {
-    SqlOptions {
-        max_connections: 4,
-        ..Default::default()
-    }
+    SqlOptions::default().with_max_connections(4)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,10 +106,7 @@ async fn encryption_and_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_is_online() {
     let Some(url) = url() else { return };
-    let options = SqlOptions {
-        rotate_batch: 7,
-        ..small()
-    };
+    let options = small().with_rotate_batch(7);
     sql_common::rotation_is_online(Arc::new(fresh(&url, options).await)).await;
 }
 
@@ -131,10 +125,7 @@ async fn bad_settings_name_the_field() {
         .unwrap_err();
     assert!(err.validation_errors().unwrap().has_field("url"), "{err}");
     // Nothing listens on port 1: a clear Unavailable, not a hang or a panic.
-    let quick = SqlOptions {
-        acquire_timeout: std::time::Duration::from_secs(2),
-        ..small()
-    };
+    let quick = small().with_acquire_timeout(std::time::Duration::from_secs(2));
     let err = PostgresStore::connect_with("postgres://postgres@127.0.0.1:1/x", None, quick)
         .await
         .unwrap_err();
@@ -144,10 +135,7 @@ async fn bad_settings_name_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_connection_does_not_fail_the_next_operations() {
     let Some(url) = url() else { return };
-    let options = SqlOptions {
-        max_connections: 1,
-        ..Default::default()
-    };
+    let options = SqlOptions::default().with_max_connections(1);
     let store = fresh(&url, options).await;
     sql_common::write_fixtures(&store, "x").await;
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")

@@ -150,10 +150,7 @@ async fn encryption_and_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_is_online() {
     let dir = temp_dir();
-    let options = SqlOptions {
-        rotate_batch: 7,
-        ..Default::default()
-    };
+    let options = SqlOptions::default().with_rotate_batch(7);
     let store = Arc::new(
         SqliteStore::open_with(dir.join("rot.db"), options)
             .await
@@ -165,10 +162,7 @@ async fn rotation_is_online() {
 
 #[tokio::test]
 async fn bad_options_name_the_field() {
-    let options = SqlOptions {
-        max_connections: 0,
-        ..Default::default()
-    };
+    let options = SqlOptions::default().with_max_connections(0);
     let err = SqliteStore::in_memory_with(options).await.unwrap_err();
     assert!(
         err.validation_errors()
@@ -185,15 +179,14 @@ async fn bad_options_name_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_run_out_into_a_clear_error_then_the_store_recovers() {
     use diego_core::store::sql::RetryPolicy;
-    let options = SqlOptions {
-        acquire_timeout: std::time::Duration::from_millis(50),
-        retry: RetryPolicy {
-            attempts: 3,
-            initial_backoff: std::time::Duration::from_millis(1),
-            max_backoff: std::time::Duration::from_millis(5),
-        },
-        ..Default::default()
-    };
+    let options = SqlOptions::default()
+        .with_acquire_timeout(std::time::Duration::from_millis(50))
+        .with_retry(
+            RetryPolicy::default()
+                .with_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(1))
+                .with_max_backoff(std::time::Duration::from_millis(5)),
+        );
     let store = SqliteStore::in_memory_with(options).await.unwrap();
     // Hold the only connection: every attempt times out waiting for the pool.
     let held = store.pool().acquire().await.unwrap();

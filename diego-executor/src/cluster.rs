@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use diego_auction::{AuctionRunner, CellClientFactory, RunnerConfig};
 use diego_core::convergence::{ConvergenceConfig, Converger};
+use diego_core::lock::Lock;
 use diego_core::log_sink::LogSink;
 use diego_core::{
     Bbs, BbsApi, BbsConfig, CellId, Clock, MemoryStore, RepClient, Store, SystemClock,
@@ -47,6 +48,7 @@ pub enum RepTransport {
 pub struct ClusterBuilder {
     transport: RepTransport,
     store: Arc<dyn Store>,
+    lock: Option<Arc<dyn Lock>>,
     clock: Arc<dyn Clock>,
     backend: BackendFactory,
     prober: Option<ProberFactory>,
@@ -73,6 +75,13 @@ impl ClusterBuilder {
     /// The store (default: a new [`MemoryStore`]).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = store;
+        self
+    }
+
+    /// The lock the cells' presences are leases on (default: the store's own; see
+    /// [`BbsBuilder::lock`](diego_core::BbsBuilder::lock)).
+    pub fn lock(mut self, lock: Arc<dyn Lock>) -> Self {
+        self.lock = Some(lock);
         self
     }
 
@@ -176,14 +185,17 @@ impl ClusterBuilder {
                     )
                 }
             };
-        let bbs = Bbs::builder()
+        let mut bbs = Bbs::builder()
             .completion_callback(callback)
             .store(self.store.clone())
             .clock(self.clock.clone())
             .auctioneer(Arc::new(runner.clone()))
             .rep_client(rep_client)
-            .config(self.bbs.clone())
-            .build();
+            .config(self.bbs.clone());
+        if let Some(lock) = &self.lock {
+            bbs = bbs.lock(lock.clone());
+        }
+        let bbs = bbs.build();
         let api: Arc<dyn BbsApi> = Arc::new(bbs.clone());
         let cancel = CancellationToken::new();
         let mut background = Vec::new();
@@ -270,6 +282,7 @@ impl Cluster {
         ClusterBuilder {
             transport: RepTransport::InProcess,
             store: Arc::new(MemoryStore::new()),
+            lock: None,
             clock: Arc::new(SystemClock),
             backend,
             prober: None,
@@ -424,7 +437,7 @@ async fn http_listener(
     }
     let id = &config.cell_id;
     let unavailable = |e: std::io::Error| {
-        diego_core::Error::Unavailable(format!("the rep of {id} cannot listen: {e}"))
+        diego_core::Error::unavailable_from(format_args!("the rep of {id} cannot listen"), e)
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await

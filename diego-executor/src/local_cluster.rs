@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diego_core::log_sink::{FanOutLogSink, LogSink, RingBufferLogSink, StdoutLogSink};
+use diego_core::prelude::*;
 use diego_core::router::{HttpProxy, TableRouter};
 use diego_core::routing::RouteEmitter;
 use diego_core::store::ActualLrpFilter;
@@ -251,7 +252,7 @@ impl LocalCluster {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(diego_core::Error::Unavailable(format!(
+                return Err(diego_core::Error::unavailable(format!(
                     "the demo app did not reach {instances} RUNNING instances within {limit:?}"
                 )));
             }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use assert_cmd::Command;
 use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
-use diego_core::{Bbs, BbsApi};
+use diego_core::prelude::*;
+use diego_core::Bbs;
 use tokio_util::sync::CancellationToken;
 
 async fn bbs() -> (String, Bbs, CancellationToken) {

@@ -179,14 +179,11 @@ async fn quick_cluster(name: &str, cells: usize) -> (Cluster, std::path::PathBuf
             apply_action_user: false,
             ..c
         })
-        .bbs_config(BbsConfig {
-            cell_presence_ttl: Duration::from_secs(3),
-            ..Default::default()
-        })
-        .convergence_config(diego_core::convergence::ConvergenceConfig {
-            convergence_interval: Duration::from_secs(2),
-            ..Default::default()
-        })
+        .bbs_config(BbsConfig::default().with_cell_presence_ttl(Duration::from_secs(3)))
+        .convergence_config(
+            diego_core::convergence::ConvergenceConfig::default()
+                .with_convergence_interval(Duration::from_secs(2)),
+        )
         .rep_config(|r| diego_executor::RepConfig {
             presence_renew_interval: Duration::from_secs(1),
             evacuation_polling_interval: Duration::from_millis(200),

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use diego_core::convergence::ConvergenceConfig;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{ActualLrpState, DesiredLrp, Presence, RunAction, TokioClock};
 use diego_executor::cluster::BackendFactory;
@@ -91,10 +92,9 @@ async fn a_thousand_cells_run_a_hundred_thousand_instances_with_convergence_runn
             containers: 500,
         })
         .clock(Arc::new(TokioClock::new()))
-        .convergence_config(ConvergenceConfig {
-            convergence_interval: Duration::from_secs(5),
-            ..ConvergenceConfig::default()
-        })
+        .convergence_config(
+            ConvergenceConfig::default().with_convergence_interval(Duration::from_secs(5)),
+        )
         .start()
         .await
         .unwrap();

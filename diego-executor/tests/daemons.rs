@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diego_core::http::BbsClient;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{
-    ActualLrpState, BbsApi, Check, CheckDefinition, DesireTaskRequest, DesiredLrp, Presence,
-    ProcessGuid, RunAction, TaskDefinition, TaskGuid,
+    ActualLrpState, Check, CheckDefinition, DesireTaskRequest, DesiredLrp, Presence, ProcessGuid,
+    RunAction, TaskDefinition, TaskGuid,
 };
 use parking_lot::Mutex;
 

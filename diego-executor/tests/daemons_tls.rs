@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use diego_core::http::tls::{ClientTlsConfig, ServerTlsConfig};
 use diego_core::http::BbsClient;
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
-use diego_core::{ActualLrpState, BbsApi, DesiredLrp, RunAction, SystemClock};
+use diego_core::{ActualLrpState, DesiredLrp, RunAction, SystemClock};
 use diego_executor::daemon::config::{BackendKind, BbsServerConfig, CellServerConfig};
 use diego_executor::daemon::{open_store, run_bbs_on, run_cell_on};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
@@ -61,20 +62,14 @@ impl Pki {
 
     fn server(&self, name: &str) -> ServerTlsConfig {
         let (cert_file, key_file) = self.leaf(name);
-        ServerTlsConfig {
-            cert_file,
-            key_file,
-            client_ca_file: Some(self.ca()),
-        }
+        ServerTlsConfig::new(cert_file, key_file).with_client_ca_file(self.ca())
     }
 
     fn client(&self, name: &str) -> ClientTlsConfig {
         let (cert, key) = self.leaf(name);
-        ClientTlsConfig {
-            ca_file: self.ca(),
-            cert_file: Some(cert),
-            key_file: Some(key),
-        }
+        ClientTlsConfig::new(self.ca())
+            .with_cert_file(cert)
+            .with_key_file(key)
     }
 }
 
@@ -168,15 +163,11 @@ async fn a_cluster_over_mutual_tls_runs_an_lrp() {
     // Without a client certificate the BBS refuses the connection.
     let anonymous = BbsClient::with_client(
         &bbs_url,
-        ClientTlsConfig {
-            ca_file: pki.ca(),
-            cert_file: None,
-            key_file: None,
-        }
-        .client_builder()
-        .unwrap()
-        .build()
-        .unwrap(),
+        ClientTlsConfig::new(pki.ca())
+            .client_builder()
+            .unwrap()
+            .build()
+            .unwrap(),
     );
     assert!(anonymous.ping().await.is_err());
 

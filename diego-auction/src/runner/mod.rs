@@ -145,7 +145,7 @@ impl AuctionRunner {
 }
 
 fn stopped() -> diego_core::Error {
-    diego_core::Error::Unavailable("auction runner stopped".into())
+    diego_core::Error::unavailable("auction runner stopped")
 }
 
 #[async_trait]

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tracing::instrument;
 
-use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
+use super::{with_cas_retry, ActualLrpApi, Bbs, CellApi, Change, PROCESS_STRIPE};
 use crate::bbs::auctioneer_client::LrpStartRequest;
 use crate::bbs::truncate::truncate_cell_string;
 use crate::error::{Error, Result};
@@ -105,32 +106,6 @@ impl Bbs {
             .await
     }
 
-    /// ActualLRP rows matching `filter`.
-    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
-    pub async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
-        self.inner.store.actual_lrps(filter).await
-    }
-
-    /// A cell claims an instance: UNCLAIMED (any instance), or CLAIMED/RUNNING by the same
-    /// instance, → CLAIMED. From a SUSPECT instance: ignored, answered as success.
-    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn claim_actual_lrp(
-        &self,
-        key: &ActualLrpKey,
-        ik: &ActualLrpInstanceKey,
-    ) -> Result<()> {
-        validate_keys(key, Some(ik))?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(PROCESS_STRIPE, key.process_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let rows = self.instance_rows(key).await?;
-            self.plan_claim(&rows, key, ik)
-        })
-    }
-
     fn plan_claim(
         &self,
         rows: &[Arc<ActualLrp>],
@@ -171,30 +146,6 @@ impl Bbs {
             after,
         });
         Ok(change)
-    }
-
-    /// A cell reports an instance running (also the heartbeat: nothing changed → no
-    /// write, no event). With no ORDINARY row one is created RUNNING. The EVACUATING and
-    /// SUSPECT rows of the index are removed once a replacement runs.
-    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn start_actual_lrp(
-        &self,
-        key: &ActualLrpKey,
-        ik: &ActualLrpInstanceKey,
-        net_info: &ActualLrpNetInfo,
-        routable: bool,
-    ) -> Result<()> {
-        validate_keys(key, Some(ik))?;
-        net_info.validate()?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(PROCESS_STRIPE, key.process_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let rows = self.instance_rows(key).await?;
-            self.plan_start(&rows, key, ik, net_info, routable)
-        })
     }
 
     fn plan_start(
@@ -272,33 +223,6 @@ impl Bbs {
         Ok(change)
     }
 
-    /// A cell reports an instance crashed: CLAIMED/RUNNING by the same instance → the
-    /// restart policy decides (UNCLAIMED and auctioned now, or CRASHED to wait). From a
-    /// SUSPECT instance the suspect row is simply deleted.
-    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn crash_actual_lrp(
-        &self,
-        key: &ActualLrpKey,
-        ik: &ActualLrpInstanceKey,
-        crash_reason: &str,
-    ) -> Result<()> {
-        validate_keys(key, Some(ik))?;
-        let guard = self
-            .inner
-            .stripes
-            .lock(PROCESS_STRIPE, key.process_guid.as_str())
-            .await;
-        let restart = with_cas_retry!(self, {
-            let rows = self.instance_rows(key).await?;
-            self.plan_crash(&rows, key, ik, crash_reason)
-        })?;
-        drop(guard);
-        if restart {
-            self.auction_indices(key, vec![key.index]).await;
-        }
-        Ok(())
-    }
-
     /// The crash of the ORDINARY row held by `ik`; `value` says whether to auction now.
     pub(super) fn plan_crash(
         &self,
@@ -373,91 +297,6 @@ impl Bbs {
         Ok(change)
     }
 
-    /// The auctioneer could not place an UNCLAIMED instance: records the placement
-    /// error. A missing row is accepted silently.
-    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index))]
-    pub async fn fail_actual_lrp(&self, key: &ActualLrpKey, placement_error: &str) -> Result<()> {
-        validate_keys(key, None)?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(PROCESS_STRIPE, key.process_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let rows = self.instance_rows(key).await?;
-            match find(&rows, Presence::Ordinary) {
-                None => Ok(Change::none(())),
-                Some(before) if before.state != ActualLrpState::Unclaimed => {
-                    Err(Error::ActualLrpCannotBeFailed)
-                }
-                Some(before) => {
-                    let mut after = ActualLrp::clone(before);
-                    after.placement_error = truncate_cell_string(placement_error);
-                    after.since = self.inner.clock.now();
-                    let mut change = Change::none(());
-                    let after = put_update(&mut change.batch, before, after);
-                    change.lrp_events.push(LrpEvent::ActualLrpInstanceChanged {
-                        before: before.clone(),
-                        after,
-                    });
-                    Ok(change)
-                }
-            }
-        })
-    }
-
-    /// Deletes the ORDINARY row of `key` (held by `ik` when given).
-    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index))]
-    pub async fn remove_actual_lrp(
-        &self,
-        key: &ActualLrpKey,
-        ik: Option<&ActualLrpInstanceKey>,
-    ) -> Result<()> {
-        validate_keys(key, ik)?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(PROCESS_STRIPE, key.process_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let rows = self.instance_rows(key).await?;
-            let row = find(&rows, Presence::Ordinary).ok_or(Error::ResourceNotFound)?;
-            if ik.is_some_and(|ik| row.instance_key.as_ref() != Some(ik)) {
-                return Err(Error::ActualLrpCannotBeRemoved);
-            }
-            let mut change = Change::none(());
-            delete_row(&mut change.batch, row);
-            change
-                .lrp_events
-                .push(LrpEvent::ActualLrpInstanceRemoved(row.clone()));
-            Ok::<_, Error>(change)
-        })
-    }
-
-    /// Stops an instance wherever it is: UNCLAIMED/CRASHED rows are deleted;
-    /// CLAIMED/RUNNING ones are stopped by their cell (deleted when the cell is gone).
-    /// Up to `retire_attempts` attempts.
-    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index))]
-    pub async fn retire_actual_lrp(&self, key: &ActualLrpKey) -> Result<()> {
-        validate_keys(key, None)?;
-        let attempts = self.inner.config.retire_attempts.max(1);
-        let mut last = Error::ResourceNotFound;
-        for attempt in 1..=attempts {
-            let rows = self.instance_rows(key).await?;
-            let Some(row) = find(&rows, Presence::Ordinary).cloned() else {
-                return Err(Error::ResourceNotFound);
-            };
-            match self.retire_row(&row).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(attempt, error = %e, "retire of actual LRP failed; retrying");
-                    last = e;
-                }
-            }
-        }
-        Err(last)
-    }
-
     /// One attempt to retire `row` as read.
     pub(super) async fn retire_row(&self, row: &Arc<ActualLrp>) -> Result<()> {
         match (row.state, &row.instance_key) {
@@ -525,6 +364,152 @@ impl Bbs {
             Ok(None) => tracing::info!("not auctioning instances of a process no longer desired"),
             Err(e) => tracing::warn!(error = %e, "failed to read the desired LRP to auction it"),
         }
+    }
+}
+
+#[async_trait]
+impl ActualLrpApi for Bbs {
+    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
+    async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
+        self.inner.store.actual_lrps(filter).await
+    }
+
+    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
+    async fn claim_actual_lrp(&self, key: &ActualLrpKey, ik: &ActualLrpInstanceKey) -> Result<()> {
+        validate_keys(key, Some(ik))?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(PROCESS_STRIPE, key.process_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let rows = self.instance_rows(key).await?;
+            self.plan_claim(&rows, key, ik)
+        })
+    }
+
+    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
+    async fn start_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        ik: &ActualLrpInstanceKey,
+        net_info: &ActualLrpNetInfo,
+        routable: bool,
+    ) -> Result<()> {
+        validate_keys(key, Some(ik))?;
+        net_info.validate()?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(PROCESS_STRIPE, key.process_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let rows = self.instance_rows(key).await?;
+            self.plan_start(&rows, key, ik, net_info, routable)
+        })
+    }
+
+    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
+    async fn crash_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        ik: &ActualLrpInstanceKey,
+        crash_reason: &str,
+    ) -> Result<()> {
+        validate_keys(key, Some(ik))?;
+        let guard = self
+            .inner
+            .stripes
+            .lock(PROCESS_STRIPE, key.process_guid.as_str())
+            .await;
+        let restart = with_cas_retry!(self, {
+            let rows = self.instance_rows(key).await?;
+            self.plan_crash(&rows, key, ik, crash_reason)
+        })?;
+        drop(guard);
+        if restart {
+            self.auction_indices(key, vec![key.index]).await;
+        }
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index))]
+    async fn fail_actual_lrp(&self, key: &ActualLrpKey, placement_error: &str) -> Result<()> {
+        validate_keys(key, None)?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(PROCESS_STRIPE, key.process_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let rows = self.instance_rows(key).await?;
+            match find(&rows, Presence::Ordinary) {
+                None => Ok(Change::none(())),
+                Some(before) if before.state != ActualLrpState::Unclaimed => {
+                    Err(Error::ActualLrpCannotBeFailed)
+                }
+                Some(before) => {
+                    let mut after = ActualLrp::clone(before);
+                    after.placement_error = truncate_cell_string(placement_error);
+                    after.since = self.inner.clock.now();
+                    let mut change = Change::none(());
+                    let after = put_update(&mut change.batch, before, after);
+                    change.lrp_events.push(LrpEvent::ActualLrpInstanceChanged {
+                        before: before.clone(),
+                        after,
+                    });
+                    Ok(change)
+                }
+            }
+        })
+    }
+
+    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index))]
+    async fn remove_actual_lrp(
+        &self,
+        key: &ActualLrpKey,
+        ik: Option<&ActualLrpInstanceKey>,
+    ) -> Result<()> {
+        validate_keys(key, ik)?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(PROCESS_STRIPE, key.process_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let rows = self.instance_rows(key).await?;
+            let row = find(&rows, Presence::Ordinary).ok_or(Error::ResourceNotFound)?;
+            if ik.is_some_and(|ik| row.instance_key.as_ref() != Some(ik)) {
+                return Err(Error::ActualLrpCannotBeRemoved);
+            }
+            let mut change = Change::none(());
+            delete_row(&mut change.batch, row);
+            change
+                .lrp_events
+                .push(LrpEvent::ActualLrpInstanceRemoved(row.clone()));
+            Ok::<_, Error>(change)
+        })
+    }
+
+    #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index))]
+    async fn retire_actual_lrp(&self, key: &ActualLrpKey) -> Result<()> {
+        validate_keys(key, None)?;
+        let attempts = self.inner.config.retire_attempts.max(1);
+        let mut last = Error::ResourceNotFound;
+        for attempt in 1..=attempts {
+            let rows = self.instance_rows(key).await?;
+            let Some(row) = find(&rows, Presence::Ordinary).cloned() else {
+                return Err(Error::ResourceNotFound);
+            };
+            match self.retire_row(&row).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "retire of actual LRP failed; retrying");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 }
 

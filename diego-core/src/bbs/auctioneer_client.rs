@@ -153,10 +153,10 @@ pub struct NoAuctioneer;
 #[async_trait::async_trait]
 impl AuctioneerClient for NoAuctioneer {
     async fn request_lrp_auctions(&self, _: Vec<LrpStartRequest>) -> crate::Result<()> {
-        Err(crate::Error::Unavailable("no auctioneer configured".into()))
+        Err(crate::Error::unavailable("no auctioneer configured"))
     }
 
     async fn request_task_auctions(&self, _: Vec<TaskStartRequest>) -> crate::Result<()> {
-        Err(crate::Error::Unavailable("no auctioneer configured".into()))
+        Err(crate::Error::unavailable("no auctioneer configured"))
     }
 }

@@ -1,12 +1,13 @@
-//! Domains (freshness with a TTL) and cell presences (leases with a TTL on the store's
-//! [`Lock`](crate::lock::Lock) mechanism).
+//! Domains (freshness with a TTL) and cell presences (leases with a TTL on the BBS's
+//! [`Lock`](crate::lock::Lock), by default the store's own).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tracing::instrument;
 
-use super::Bbs;
+use super::{Bbs, CellApi, DomainApi};
 use crate::error::{Error, Result};
 use crate::lock::Lease;
 use crate::models::cell::CellPresence;
@@ -16,34 +17,9 @@ use crate::models::validation::{FieldPath, Validate, Validator};
 use crate::store::{CellPresenceRecord, Precondition, Record, RecordKey, WriteBatch};
 
 impl Bbs {
-    /// Marks `domain` fresh for `ttl` from now (zero: forever).
-    #[instrument(skip(self))]
-    pub async fn upsert_domain(&self, domain: &str, ttl: Duration) -> Result<()> {
-        let d = Domain::fresh_for(domain, ttl, self.inner.clock.now());
-        d.validate()?;
-        let mut b = WriteBatch::new();
-        b.put(Record::Domain(d), Precondition::None);
-        self.inner.store.write(b).await
-    }
-
     /// Every stored domain, fresh or not.
     pub async fn all_domains(&self) -> Result<Vec<Domain>> {
         self.inner.store.domains().await
-    }
-
-    /// The names of the fresh domains.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn domains(&self) -> Result<Vec<String>> {
-        let now = self.inner.clock.now();
-        Ok(self
-            .inner
-            .store
-            .domains()
-            .await?
-            .into_iter()
-            .filter(|d| d.is_fresh(now))
-            .map(|d| d.name)
-            .collect())
     }
 
     /// Deletes expired domains; returns their names.
@@ -68,71 +44,21 @@ impl Bbs {
         Ok(expired.into_iter().map(|d| d.name).collect())
     }
 
-    /// Registers or renews `presence` for the configured TTL.
-    ///
-    /// A presence is a [`Lock`](crate::lock::Lock) lease named `cells/{cell_id}`, held by
-    /// the rep's address, on the store's own lock mechanism (the one behind the BBS's
-    /// leader lock), plus the presence record itself. Renewing keeps the lease; another
-    /// rep registering the same cell id while the lease is live gets
-    /// [`Error::LockCollision`]; once it has expired, the newcomer takes it over.
-    #[instrument(skip_all, fields(cell_id = %presence.cell_id))]
-    pub async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
-        presence.validate()?;
-        let name = presence_lease(&presence.cell_id);
-        let now = self.inner.clock.now();
-        let ttl = self.inner.config.cell_presence_ttl;
-        let store = &self.inner.store;
-        let lease = match store
-            .acquire(&name, &presence.rep_address, ttl, now)
-            .await?
-        {
-            Some(lease) => lease,
-            None => {
-                let holder = store.holder(&name).await?;
-                let owner = holder.map(|l| l.owner).unwrap_or_default();
-                return Err(Error::LockCollision(format!(
-                    "cell {} is registered by {owner}, not {}",
-                    presence.cell_id, presence.rep_address
-                )));
-            }
-        };
-        let record = CellPresenceRecord {
-            presence: presence.clone(),
-            expires_at: lease.expires_at,
-        };
-        let mut b = WriteBatch::new();
-        b.put(Record::CellPresence(record), Precondition::None);
-        store.write(b).await
-    }
-
-    /// Removes a cell's presence at once (its lease is released).
-    #[instrument(skip(self))]
-    pub async fn remove_cell(&self, cell_id: &CellId) -> Result<()> {
-        let mut v = Validator::new();
-        v.non_empty(cell_id.as_str(), &FieldPath::ROOT.field("cell_id"));
-        v.finish()?;
-        let store = &self.inner.store;
-        let name = presence_lease(cell_id);
-        if let Some(lease) = store.holder(&name).await? {
-            store.release(&name, &lease.owner).await?;
-        }
-        let mut b = WriteBatch::new();
-        b.delete(RecordKey::CellPresence(cell_id.clone()), Precondition::None);
-        store.write(b).await
-    }
-
     /// The presence records with the cells' leases: `(record, live)`; the record's
     /// `expires_at` is its lease's (a record without a lease is not live).
     async fn presences(&self) -> Result<Vec<(CellPresenceRecord, bool)>> {
         let now = self.inner.clock.now();
-        let store = &self.inner.store;
-        let leases: HashMap<String, Lease> = store
+        let leases: HashMap<String, Lease> = self
+            .inner
+            .lock
             .leases(PRESENCE_PREFIX)
             .await?
             .into_iter()
             .map(|l| (l.name.clone(), l))
             .collect();
-        Ok(store
+        Ok(self
+            .inner
+            .store
             .cell_presences()
             .await?
             .into_iter()
@@ -148,31 +74,6 @@ impl Bbs {
                 (record, live)
             })
             .collect())
-    }
-
-    /// The cells whose presence lease has not ended.
-    #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn cells(&self) -> Result<Vec<CellPresence>> {
-        Ok(self
-            .presences()
-            .await?
-            .into_iter()
-            .filter(|(_, live)| *live)
-            .map(|(c, _)| c.presence)
-            .collect())
-    }
-
-    /// One live cell.
-    pub async fn cell_by_id(&self, cell_id: &CellId) -> Result<CellPresence> {
-        let now = self.inner.clock.now();
-        let store = &self.inner.store;
-        let lease = store.holder(&presence_lease(cell_id)).await?;
-        match (lease, store.cell_presence(cell_id).await?) {
-            (Some(l), Some(c)) if !l.is_expired(now) && l.owner == c.presence.rep_address => {
-                Ok(c.presence)
-            }
-            _ => Err(Error::ResourceNotFound),
-        }
     }
 
     /// Deletes the presences whose lease ended; returns the cells they belonged to.
@@ -197,6 +98,99 @@ impl Bbs {
         }
         self.inner.store.write(b).await?;
         Ok(expired.into_iter().map(|c| c.presence).collect())
+    }
+}
+
+#[async_trait]
+impl DomainApi for Bbs {
+    #[instrument(skip(self))]
+    async fn upsert_domain(&self, domain: &str, ttl: Duration) -> Result<()> {
+        let d = Domain::fresh_for(domain, ttl, self.inner.clock.now());
+        d.validate()?;
+        let mut b = WriteBatch::new();
+        b.put(Record::Domain(d), Precondition::None);
+        self.inner.store.write(b).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn domains(&self) -> Result<Vec<String>> {
+        let now = self.inner.clock.now();
+        Ok(self
+            .inner
+            .store
+            .domains()
+            .await?
+            .into_iter()
+            .filter(|d| d.is_fresh(now))
+            .map(|d| d.name)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl CellApi for Bbs {
+    #[instrument(skip_all, fields(cell_id = %presence.cell_id))]
+    async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
+        presence.validate()?;
+        let name = presence_lease(&presence.cell_id);
+        let now = self.inner.clock.now();
+        let ttl = self.inner.config.cell_presence_ttl;
+        let lock = &self.inner.lock;
+        let lease = match lock.acquire(&name, &presence.rep_address, ttl, now).await? {
+            Some(lease) => lease,
+            None => {
+                let holder = lock.holder(&name).await?;
+                let owner = holder.map(|l| l.owner).unwrap_or_default();
+                return Err(Error::LockCollision(format!(
+                    "cell {} is registered by {owner}, not {}",
+                    presence.cell_id, presence.rep_address
+                )));
+            }
+        };
+        let record = CellPresenceRecord {
+            presence: presence.clone(),
+            expires_at: lease.expires_at,
+        };
+        let mut b = WriteBatch::new();
+        b.put(Record::CellPresence(record), Precondition::None);
+        self.inner.store.write(b).await
+    }
+
+    #[instrument(skip(self))]
+    async fn remove_cell(&self, cell_id: &CellId) -> Result<()> {
+        let mut v = Validator::new();
+        v.non_empty(cell_id.as_str(), &FieldPath::ROOT.field("cell_id"));
+        v.finish()?;
+        let lock = &self.inner.lock;
+        let name = presence_lease(cell_id);
+        if let Some(lease) = lock.holder(&name).await? {
+            lock.release(&name, &lease.owner).await?;
+        }
+        let mut b = WriteBatch::new();
+        b.delete(RecordKey::CellPresence(cell_id.clone()), Precondition::None);
+        self.inner.store.write(b).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn cells(&self) -> Result<Vec<CellPresence>> {
+        Ok(self
+            .presences()
+            .await?
+            .into_iter()
+            .filter(|(_, live)| *live)
+            .map(|(c, _)| c.presence)
+            .collect())
+    }
+
+    async fn cell_by_id(&self, cell_id: &CellId) -> Result<CellPresence> {
+        let now = self.inner.clock.now();
+        let lease = self.inner.lock.holder(&presence_lease(cell_id)).await?;
+        match (lease, self.inner.store.cell_presence(cell_id).await?) {
+            (Some(l), Some(c)) if !l.is_expired(now) && l.owner == c.presence.rep_address => {
+                Ok(c.presence)
+            }
+            _ => Err(Error::ResourceNotFound),
+        }
     }
 }
 

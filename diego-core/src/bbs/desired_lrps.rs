@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tracing::instrument;
 
-use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
+use super::{with_cas_retry, Bbs, CellApi, Change, DesiredLrpApi, PROCESS_STRIPE};
 use crate::bbs::auctioneer_client::LrpStartRequest;
 use crate::error::{Error, Result};
 use crate::events::LrpEvent;
@@ -69,10 +70,31 @@ impl Bbs {
         created
     }
 
-    /// Creates a DesiredLRP and an UNCLAIMED row for each index lacking one, and asks for
-    /// their placement. An existing process guid is `ResourceExists` (not an update).
+    async fn push_metric_tags(&self, desired: &DesiredLrp, rows: &[Arc<ActualLrp>]) {
+        for row in rows.iter().filter(|r| r.state == ActualLrpState::Running) {
+            let Some(ik) = &row.instance_key else {
+                continue;
+            };
+            let cell = match self.cell_by_id(&ik.cell_id).await {
+                Ok(cell) => cell,
+                Err(_) => continue,
+            };
+            if let Err(e) = self
+                .inner
+                .rep_client
+                .update_lrp_instance(&cell, &row.key, ik, &desired.run_info.metric_tags)
+                .await
+            {
+                tracing::warn!(error = %e, cell_id = %ik.cell_id, "failed to update metric tags of a running instance");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DesiredLrpApi for Bbs {
     #[instrument(skip_all, fields(process_guid = %desired.scheduling_info.process_guid))]
-    pub async fn desire_lrp(&self, mut desired: DesiredLrp) -> Result<()> {
+    async fn desire_lrp(&self, mut desired: DesiredLrp) -> Result<()> {
         desired.validate()?;
         let now = self.inner.clock.now();
         desired.run_info.created_at = now;
@@ -118,15 +140,8 @@ impl Bbs {
         Ok(())
     }
 
-    /// Updates what an update may change; scaling up creates and auctions the new
-    /// indices, scaling down retires instances at or above the new count (EVACUATING
-    /// rows are left alone); new metric tags reach running instances in place.
     #[instrument(skip_all, fields(process_guid = %pg))]
-    pub async fn update_desired_lrp(
-        &self,
-        pg: &ProcessGuid,
-        update: DesiredLrpUpdate,
-    ) -> Result<()> {
+    async fn update_desired_lrp(&self, pg: &ProcessGuid, update: DesiredLrpUpdate) -> Result<()> {
         require_guid(pg)?;
         update.validate()?;
         let guard = self.inner.stripes.lock(PROCESS_STRIPE, pg.as_str()).await;
@@ -188,29 +203,8 @@ impl Bbs {
         Ok(())
     }
 
-    async fn push_metric_tags(&self, desired: &DesiredLrp, rows: &[Arc<ActualLrp>]) {
-        for row in rows.iter().filter(|r| r.state == ActualLrpState::Running) {
-            let Some(ik) = &row.instance_key else {
-                continue;
-            };
-            let cell = match self.cell_by_id(&ik.cell_id).await {
-                Ok(cell) => cell,
-                Err(_) => continue,
-            };
-            if let Err(e) = self
-                .inner
-                .rep_client
-                .update_lrp_instance(&cell, &row.key, ik, &desired.run_info.metric_tags)
-                .await
-            {
-                tracing::warn!(error = %e, cell_id = %ik.cell_id, "failed to update metric tags of a running instance");
-            }
-        }
-    }
-
-    /// Deletes a DesiredLRP and retires its instances.
     #[instrument(skip_all, fields(process_guid = %pg))]
-    pub async fn remove_desired_lrp(&self, pg: &ProcessGuid) -> Result<()> {
+    async fn remove_desired_lrp(&self, pg: &ProcessGuid) -> Result<()> {
         require_guid(pg)?;
         let guard = self.inner.stripes.lock(PROCESS_STRIPE, pg.as_str()).await;
         with_cas_retry!(self, {
@@ -241,20 +235,17 @@ impl Bbs {
         Ok(())
     }
 
-    /// One DesiredLRP.
     #[tracing::instrument(level = "debug", skip_all, fields(process_guid = %pg))]
-    pub async fn desired_lrp_by_process_guid(&self, pg: &ProcessGuid) -> Result<DesiredLrp> {
+    async fn desired_lrp_by_process_guid(&self, pg: &ProcessGuid) -> Result<DesiredLrp> {
         self.read_desired(pg).await
     }
 
-    /// DesiredLRPs matching `filter`.
     #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
-    pub async fn desired_lrps(&self, filter: &DesiredLrpFilter) -> Result<Vec<DesiredLrp>> {
+    async fn desired_lrps(&self, filter: &DesiredLrpFilter) -> Result<Vec<DesiredLrp>> {
         self.inner.store.desired_lrps(filter).await
     }
 
-    /// The scheduling halves of the DesiredLRPs matching `filter`.
-    pub async fn desired_lrp_scheduling_infos(
+    async fn desired_lrp_scheduling_infos(
         &self,
         filter: &DesiredLrpFilter,
     ) -> Result<Vec<SchedulingInfo>> {

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tracing::instrument;
 
 use super::actual_lrps::{delete_row, find, fresh_tag, put_update, unclaim, unclaimed_row};
-use super::{with_cas_retry, Bbs, Change, PROCESS_STRIPE};
+use super::{with_cas_retry, Bbs, Change, EvacuationApi, PROCESS_STRIPE};
 use crate::error::{Error, Result};
 use crate::events::LrpEvent;
 use crate::models::actual_lrp::{
@@ -108,11 +109,12 @@ impl Bbs {
             }
         }
     }
+}
 
-    /// An evacuating cell gives up a CLAIMED instance: it is unclaimed and auctioned;
-    /// the container is not kept.
+#[async_trait]
+impl EvacuationApi for Bbs {
     #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn evacuate_claimed_actual_lrp(
+    async fn evacuate_claimed_actual_lrp(
         &self,
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
@@ -126,13 +128,8 @@ impl Bbs {
         .await
     }
 
-    /// An evacuating cell asks about a RUNNING instance. First call: an EVACUATING copy is
-    /// made (still routed) and the ORDINARY row is unclaimed in place and auctioned; the
-    /// container is kept until the replacement is RUNNING or CRASHED, the DesiredLRP is
-    /// gone, or another cell holds the EVACUATING row. With `RECREATE` no copy is made
-    /// and the instance is unclaimed only while all desired instances are RUNNING.
     #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn evacuate_running_actual_lrp(
+    async fn evacuate_running_actual_lrp(
         &self,
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
@@ -229,9 +226,8 @@ impl Bbs {
         .await
     }
 
-    /// An evacuating cell's instance stopped: its rows go; the container is not kept.
     #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn evacuate_stopped_actual_lrp(
+    async fn evacuate_stopped_actual_lrp(
         &self,
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
@@ -252,10 +248,8 @@ impl Bbs {
         .await
     }
 
-    /// An evacuating cell's instance crashed: the crash is recorded with no immediate
-    /// auction (convergence picks it up as stale unclaimed); the container is not kept.
     #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn evacuate_crashed_actual_lrp(
+    async fn evacuate_crashed_actual_lrp(
         &self,
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,
@@ -276,10 +270,8 @@ impl Bbs {
         .await
     }
 
-    /// Deletes the EVACUATING row held by `ik` (its container is gone). A missing row is
-    /// accepted; a row held by another instance is `ActualLRPCannotBeRemoved`.
     #[instrument(skip_all, fields(process_guid = %key.process_guid, index = key.index, cell_id = %ik.cell_id))]
-    pub async fn remove_evacuating_actual_lrp(
+    async fn remove_evacuating_actual_lrp(
         &self,
         key: &ActualLrpKey,
         ik: &ActualLrpInstanceKey,

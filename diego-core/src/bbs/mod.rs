@@ -7,6 +7,11 @@
 //! Events are emitted only after their write succeeded; writes to one process (or task)
 //! are serialised in-process, so its events come in write order.
 //!
+//! Its operations are the traits of [`api`] ([`TaskApi`], [`DesiredLrpApi`],
+//! [`ActualLrpApi`], [`EvacuationApi`], [`DomainApi`], [`CellApi`], [`EventApi`]; all
+//! of them together: [`BbsApi`]), implemented here in the file of each resource; bring
+//! them into scope with `use diego_core::prelude::*;`.
+//!
 //! The BBS never knows the auction or the cells: it talks to them through its outbound
 //! contracts, each in a module of its own — [`AuctioneerClient`] ([`auctioneer_client`]),
 //! [`RepClient`] ([`rep_client`]) — and delivers task callbacks through
@@ -18,7 +23,8 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
-//! use diego_core::{Bbs, BbsApi, DesiredLrp, RunAction};
+//! use diego_core::prelude::*;
+//! use diego_core::{Bbs, DesiredLrp, RunAction};
 //!
 //! let auctioneer = Arc::new(RecordingAuctioneer::new());
 //! let bbs = Bbs::builder().auctioneer(auctioneer.clone()).build();
@@ -31,7 +37,7 @@
 //! ```
 
 mod actual_lrps;
-mod api;
+pub mod api;
 pub mod auctioneer_client;
 mod cells;
 pub mod completion_callback;
@@ -46,7 +52,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use api::BbsApi;
+use async_trait::async_trait;
+
+pub use api::{
+    ActualLrpApi, BbsApi, CellApi, DesiredLrpApi, DomainApi, EvacuationApi, EventApi, TaskApi,
+};
 pub use auctioneer_client::{AuctioneerClient, LrpStartRequest, TaskStartRequest};
 pub use completion_callback::CompletionCallback;
 pub use rep_client::RepClient;
@@ -56,13 +66,24 @@ use completion_callback::NoCallback;
 use rep_client::NoRepClient;
 
 use crate::error::{Error, Result};
-use crate::events::{EventHub, LagPolicy, LrpEvent, TaskEvent};
+use crate::events::{EventHub, EventStream, LagPolicy, LrpEvent, TaskEvent};
+use crate::lock::Lock;
+use crate::models::guid::CellId;
 use crate::models::restart_policy::RestartCalculator;
 use crate::store::{MemoryStore, Store, WriteBatch};
 use crate::time::{Clock, SystemClock};
 
-/// The BBS's settings; every number is Diego's default.
+/// The BBS's settings; every number is Diego's default. Start from
+/// [`BbsConfig::default`] and change what differs with the `with_*` setters (new
+/// settings may come: the struct cannot be built field by field outside this crate).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = diego_core::BbsConfig::default().with_cell_presence_ttl(Duration::from_secs(5));
+/// assert_eq!(config.max_task_retries, 3);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BbsConfig {
     /// Rejections after which a task fails instead of going back to Pending (3).
     pub max_task_retries: i32,
@@ -94,11 +115,63 @@ impl Default for BbsConfig {
     }
 }
 
+impl BbsConfig {
+    /// With `max_task_retries`: rejections after which a task fails.
+    #[must_use]
+    pub fn with_max_task_retries(mut self, max_task_retries: i32) -> Self {
+        self.max_task_retries = max_task_retries;
+        self
+    }
+
+    /// With `cell_presence_ttl`: how long a cell presence lives without renewal.
+    #[must_use]
+    pub fn with_cell_presence_ttl(mut self, cell_presence_ttl: Duration) -> Self {
+        self.cell_presence_ttl = cell_presence_ttl;
+        self
+    }
+
+    /// With `event_buffer`: how far a subscriber may fall behind before it gets `Lagged`.
+    #[must_use]
+    pub fn with_event_buffer(mut self, event_buffer: usize) -> Self {
+        self.event_buffer = event_buffer;
+        self
+    }
+
+    /// With `lag_policy`: what a subscriber that falls behind gets.
+    #[must_use]
+    pub fn with_lag_policy(mut self, lag_policy: LagPolicy) -> Self {
+        self.lag_policy = lag_policy;
+        self
+    }
+
+    /// With `retire_attempts`: attempts of a retire before giving up.
+    #[must_use]
+    pub fn with_retire_attempts(mut self, retire_attempts: usize) -> Self {
+        self.retire_attempts = retire_attempts;
+        self
+    }
+
+    /// With `max_cas_retries`: compare-and-swap retries after a concurrent write.
+    #[must_use]
+    pub fn with_max_cas_retries(mut self, max_cas_retries: u32) -> Self {
+        self.max_cas_retries = max_cas_retries;
+        self
+    }
+
+    /// With `restart`: the crash restart policy.
+    #[must_use]
+    pub fn with_restart(mut self, restart: RestartCalculator) -> Self {
+        self.restart = restart;
+        self
+    }
+}
+
 /// Builds a [`Bbs`]; every part has a default (memory store, system clock, and clients
 /// that report "not configured").
 #[derive(Debug, Default)]
 pub struct BbsBuilder {
     store: Option<Arc<dyn Store>>,
+    lock: Option<Arc<dyn Lock>>,
     clock: Option<Arc<dyn Clock>>,
     auctioneer: Option<Arc<dyn AuctioneerClient>>,
     rep_client: Option<Arc<dyn RepClient>>,
@@ -108,36 +181,51 @@ pub struct BbsBuilder {
 
 impl BbsBuilder {
     /// The store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
     }
 
+    /// The lock the cells' presences are leases on (`cells/{cell_id}`). Default: the
+    /// store's own ([`Store::own_lock`]); for a store without one, an in-process lock (a
+    /// [`MemoryStore`]'s), which serves one BBS process only.
+    #[must_use]
+    pub fn lock(mut self, lock: Arc<dyn Lock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
     /// The clock (default: [`SystemClock`]).
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Where placement requests go.
+    #[must_use]
     pub fn auctioneer(mut self, auctioneer: Arc<dyn AuctioneerClient>) -> Self {
         self.auctioneer = Some(auctioneer);
         self
     }
 
     /// How cells are reached.
+    #[must_use]
     pub fn rep_client(mut self, rep_client: Arc<dyn RepClient>) -> Self {
         self.rep_client = Some(rep_client);
         self
     }
 
     /// How task completion callbacks are delivered.
+    #[must_use]
     pub fn completion_callback(mut self, callback: Arc<dyn CompletionCallback>) -> Self {
         self.callback = Some(callback);
         self
     }
 
     /// The settings.
+    #[must_use]
     pub fn config(mut self, config: BbsConfig) -> Self {
         self.config = config;
         self
@@ -146,9 +234,15 @@ impl BbsBuilder {
     /// The BBS.
     pub fn build(self) -> Bbs {
         let events = EventHub::new(self.config.event_buffer, self.config.lag_policy);
+        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let lock = self
+            .lock
+            .or_else(|| store.clone().own_lock())
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
         Bbs {
             inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store,
+                lock,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 auctioneer: self.auctioneer.unwrap_or_else(|| Arc::new(NoAuctioneer)),
                 rep_client: self.rep_client.unwrap_or_else(|| Arc::new(NoRepClient)),
@@ -170,6 +264,7 @@ pub struct Bbs {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn Store>,
+    lock: Arc<dyn Lock>,
     clock: Arc<dyn Clock>,
     auctioneer: Arc<dyn AuctioneerClient>,
     rep_client: Arc<dyn RepClient>,
@@ -258,6 +353,7 @@ pub(crate) use with_cas_retry;
 
 impl Bbs {
     /// A builder with every part defaulted.
+    #[must_use]
     pub fn builder() -> BbsBuilder {
         BbsBuilder::default()
     }
@@ -271,6 +367,11 @@ impl Bbs {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The lock the cells' presences are leases on.
+    pub fn lock(&self) -> &Arc<dyn Lock> {
+        &self.inner.lock
     }
 
     /// The clock.
@@ -331,5 +432,15 @@ impl Bbs {
 impl Default for Bbs {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[async_trait]
+impl EventApi for Bbs {
+    async fn subscribe_lrp_events(&self, cell_id: Option<CellId>) -> Result<EventStream<LrpEvent>> {
+        Ok(self.events().subscribe_lrp(cell_id))
+    }
+    async fn subscribe_task_events(&self) -> Result<EventStream<TaskEvent>> {
+        Ok(self.events().subscribe_task())
     }
 }

@@ -101,7 +101,7 @@ impl RecordingRepClient {
     fn record(&self, call: RepCall) -> Result<()> {
         self.calls.lock().push(call);
         if *self.failing.lock() {
-            Err(Error::Unavailable("rep unreachable".into()))
+            Err(Error::unavailable("rep unreachable"))
         } else {
             Ok(())
         }
@@ -158,11 +158,11 @@ impl RepClient for NoRepClient {
         _: &ActualLrpKey,
         _: &ActualLrpInstanceKey,
     ) -> Result<()> {
-        Err(Error::Unavailable("no rep client configured".into()))
+        Err(Error::unavailable("no rep client configured"))
     }
 
     async fn cancel_task(&self, _: &CellPresence, _: &TaskGuid) -> Result<()> {
-        Err(Error::Unavailable("no rep client configured".into()))
+        Err(Error::unavailable("no rep client configured"))
     }
 
     async fn update_lrp_instance(
@@ -172,6 +172,6 @@ impl RepClient for NoRepClient {
         _: &ActualLrpInstanceKey,
         _: &MetricTags,
     ) -> Result<()> {
-        Err(Error::Unavailable("no rep client configured".into()))
+        Err(Error::unavailable("no rep client configured"))
     }
 }

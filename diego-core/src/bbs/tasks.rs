@@ -1,9 +1,10 @@
 //! Task operations: `Pending → Running → Completed → Resolving → deleted`, rejections
 //! with `max_task_retries`, and completion callbacks.
 
+use async_trait::async_trait;
 use tracing::instrument;
 
-use super::{with_cas_retry, Bbs, Change, TASK_STRIPE};
+use super::{with_cas_retry, Bbs, CellApi, Change, TaskApi, TASK_STRIPE};
 use crate::bbs::auctioneer_client::TaskStartRequest;
 use crate::bbs::completion_callback::{Delivery, TaskCallbackResponse, CALLBACK_ATTEMPTS};
 use crate::bbs::truncate::truncate_cell_string;
@@ -83,251 +84,6 @@ impl Bbs {
         t
     }
 
-    /// Creates a Pending task and asks for its placement.
-    #[instrument(skip_all, fields(task_guid = %request.task_guid))]
-    pub async fn desire_task(&self, request: DesireTaskRequest) -> Result<()> {
-        request.validate()?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, request.task_guid.as_str())
-            .await;
-        let task = Task::from_request(request, self.inner.clock.now());
-        let start = TaskStartRequest::new(&task);
-        let mut batch = WriteBatch::new();
-        batch.put(Record::task(task.clone()), Precondition::Absent);
-        self.commit(Change {
-            batch,
-            lrp_events: Vec::new(),
-            task_events: vec![TaskEvent::TaskCreated(task)],
-            value: (),
-        })
-        .await?;
-        drop(_g);
-        self.request_task_auctions(vec![start]).await;
-        Ok(())
-    }
-
-    /// One task.
-    #[tracing::instrument(level = "debug", skip_all, fields(task_guid = %task_guid))]
-    pub async fn task_by_guid(&self, task_guid: &TaskGuid) -> Result<Task> {
-        self.read_task(task_guid).await
-    }
-
-    /// Tasks matching `filter`.
-    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
-    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
-        self.inner.store.tasks(filter).await
-    }
-
-    /// Pending → Running on `cell_id`; `Ok(false)` when already running there.
-    #[instrument(skip_all, fields(task_guid = %task_guid, cell_id = %cell_id))]
-    pub async fn start_task(&self, task_guid: &TaskGuid, cell_id: &CellId) -> Result<bool> {
-        require_guid(task_guid)?;
-        require_cell(cell_id)?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match before.state {
-                TaskState::Pending => {
-                    let mut after = before.clone();
-                    after.state = TaskState::Running;
-                    after.cell_id = Some(cell_id.clone());
-                    Ok(self.task_update(before, after, true))
-                }
-                TaskState::Running if before.cell_id.as_ref() == Some(cell_id) => {
-                    Ok(Change::none(false))
-                }
-                from => Err(transition(from, TaskState::Running)),
-            }
-        })
-    }
-
-    /// Pending/Running → Completed, failed, `"task was cancelled"`; the cell is told to
-    /// delete the container.
-    #[instrument(skip_all, fields(task_guid = %task_guid))]
-    pub async fn cancel_task(&self, task_guid: &TaskGuid) -> Result<()> {
-        require_guid(task_guid)?;
-        let guard = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        let (cell, task) = with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match before.state {
-                TaskState::Pending | TaskState::Running => {
-                    let mut after = self.completed(&before, true, TASK_CANCELLED, "");
-                    after.result.clear();
-                    let cell = before
-                        .cell_id
-                        .clone()
-                        .filter(|_| before.state == TaskState::Running);
-                    let value = (cell, after.clone());
-                    Ok(self.task_update(before, after, value))
-                }
-                from => Err(transition(from, TaskState::Completed)),
-            }
-        })?;
-        drop(guard);
-        if let Some(cell_id) = cell {
-            match self.cell_by_id(&cell_id).await {
-                Ok(cell) => {
-                    if let Err(e) = self.inner.rep_client.cancel_task(&cell, task_guid).await {
-                        tracing::warn!(error = %e, %cell_id, "failed to tell the cell to cancel the task");
-                    }
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, %cell_id, "cell of the cancelled task is gone")
-                }
-            }
-        }
-        self.after_completion(&task);
-        Ok(())
-    }
-
-    /// Pending/Running → Completed, failed with `failure_reason`.
-    #[instrument(skip_all, fields(task_guid = %task_guid))]
-    pub async fn fail_task(&self, task_guid: &TaskGuid, failure_reason: &str) -> Result<()> {
-        require_guid(task_guid)?;
-        let guard = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        let task = with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match before.state {
-                TaskState::Pending | TaskState::Running => {
-                    let after = self.completed(&before, true, failure_reason, "");
-                    Ok(self.task_update(before, after.clone(), after))
-                }
-                from => Err(transition(from, TaskState::Completed)),
-            }
-        })?;
-        drop(guard);
-        self.after_completion(&task);
-        Ok(())
-    }
-
-    /// Back to Pending (to be auctioned again by convergence), or failed with the reason
-    /// once `max_task_retries` rejections were counted before this one.
-    #[instrument(skip_all, fields(task_guid = %task_guid))]
-    pub async fn reject_task(&self, task_guid: &TaskGuid, rejection_reason: &str) -> Result<()> {
-        require_guid(task_guid)?;
-        let max = self.inner.config.max_task_retries;
-        let guard = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        let completed = with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match before.state {
-                TaskState::Pending | TaskState::Running if before.rejection_count >= max => {
-                    let after = self.completed(&before, true, rejection_reason, "");
-                    Ok(self.task_update(before, after.clone(), Some(after)))
-                }
-                TaskState::Pending | TaskState::Running => {
-                    let mut after = before.clone();
-                    after.state = TaskState::Pending;
-                    after.rejection_count += 1;
-                    after.rejection_reason = truncate_cell_string(rejection_reason);
-                    Ok(self.task_update(before, after, None))
-                }
-                _ => Err(Error::BadRequest),
-            }
-        })?;
-        drop(guard);
-        if let Some(task) = completed {
-            self.after_completion(&task);
-        }
-        Ok(())
-    }
-
-    /// Running on `cell_id` → Completed with the run's outcome.
-    #[instrument(skip_all, fields(task_guid = %task_guid, cell_id = %cell_id))]
-    pub async fn complete_task(
-        &self,
-        task_guid: &TaskGuid,
-        cell_id: &CellId,
-        failed: bool,
-        failure_reason: &str,
-        result: &str,
-    ) -> Result<()> {
-        require_guid(task_guid)?;
-        require_cell(cell_id)?;
-        let guard = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        let task = with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match (&before.state, &before.cell_id) {
-                (TaskState::Running, Some(actual)) if actual != cell_id => {
-                    Err(Error::RunningOnDifferentCell {
-                        actual: actual.to_string(),
-                        caller: cell_id.to_string(),
-                    })
-                }
-                (TaskState::Running, _) => {
-                    let after = self.completed(&before, failed, failure_reason, result);
-                    Ok(self.task_update(before, after.clone(), after))
-                }
-                (from, _) => Err(transition(*from, TaskState::Completed)),
-            }
-        })?;
-        drop(guard);
-        self.after_completion(&task);
-        Ok(())
-    }
-
-    /// Completed → Resolving.
-    #[instrument(skip_all, fields(task_guid = %task_guid))]
-    pub async fn resolving_task(&self, task_guid: &TaskGuid) -> Result<()> {
-        require_guid(task_guid)?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match before.state {
-                TaskState::Completed => {
-                    let mut after = before.clone();
-                    after.state = TaskState::Resolving;
-                    Ok(self.task_update(before, after, ()))
-                }
-                from => Err(transition(from, TaskState::Resolving)),
-            }
-        })
-    }
-
-    /// Resolving → deleted.
-    #[instrument(skip_all, fields(task_guid = %task_guid))]
-    pub async fn delete_task(&self, task_guid: &TaskGuid) -> Result<()> {
-        require_guid(task_guid)?;
-        let _g = self
-            .inner
-            .stripes
-            .lock(TASK_STRIPE, task_guid.as_str())
-            .await;
-        with_cas_retry!(self, {
-            let before = self.read_task(task_guid).await?;
-            match before.state {
-                TaskState::Resolving => Ok(self.task_removal(before)),
-                // Diego's text names Resolving as the target here too.
-                from => Err(transition(from, TaskState::Resolving)),
-            }
-        })
-    }
-
     /// A change deleting `task` (used by delete and by convergence's expiry).
     fn task_removal(&self, task: Task) -> Change<()> {
         let mut batch = WriteBatch::new();
@@ -387,11 +143,11 @@ impl Bbs {
                     tracing::info!(attempt, %why, "task callback failed; retrying");
                 }
                 Delivery::GiveUp(why) => {
-                    return Err(Error::Unavailable(format!("task callback failed: {why}")));
+                    return Err(Error::unavailable(format!("task callback failed: {why}")));
                 }
             }
         }
-        Err(Error::Unavailable(format!(
+        Err(Error::unavailable(format!(
             "task callback failed {CALLBACK_ATTEMPTS} times"
         )))
     }
@@ -409,5 +165,241 @@ impl Bbs {
         let mut after = task.clone();
         after.state = TaskState::Completed;
         self.commit(self.task_update(task.clone(), after, ())).await
+    }
+}
+
+#[async_trait]
+impl TaskApi for Bbs {
+    #[instrument(skip_all, fields(task_guid = %request.task_guid))]
+    async fn desire_task(&self, request: DesireTaskRequest) -> Result<()> {
+        request.validate()?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, request.task_guid.as_str())
+            .await;
+        let task = Task::from_request(request, self.inner.clock.now());
+        let start = TaskStartRequest::new(&task);
+        let mut batch = WriteBatch::new();
+        batch.put(Record::task(task.clone()), Precondition::Absent);
+        self.commit(Change {
+            batch,
+            lrp_events: Vec::new(),
+            task_events: vec![TaskEvent::TaskCreated(task)],
+            value: (),
+        })
+        .await?;
+        drop(_g);
+        self.request_task_auctions(vec![start]).await;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(task_guid = %task_guid))]
+    async fn task_by_guid(&self, task_guid: &TaskGuid) -> Result<Task> {
+        self.read_task(task_guid).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(?filter))]
+    async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.inner.store.tasks(filter).await
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid, cell_id = %cell_id))]
+    async fn start_task(&self, task_guid: &TaskGuid, cell_id: &CellId) -> Result<bool> {
+        require_guid(task_guid)?;
+        require_cell(cell_id)?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match before.state {
+                TaskState::Pending => {
+                    let mut after = before.clone();
+                    after.state = TaskState::Running;
+                    after.cell_id = Some(cell_id.clone());
+                    Ok(self.task_update(before, after, true))
+                }
+                TaskState::Running if before.cell_id.as_ref() == Some(cell_id) => {
+                    Ok(Change::none(false))
+                }
+                from => Err(transition(from, TaskState::Running)),
+            }
+        })
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid))]
+    async fn cancel_task(&self, task_guid: &TaskGuid) -> Result<()> {
+        require_guid(task_guid)?;
+        let guard = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        let (cell, task) = with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match before.state {
+                TaskState::Pending | TaskState::Running => {
+                    let mut after = self.completed(&before, true, TASK_CANCELLED, "");
+                    after.result.clear();
+                    let cell = before
+                        .cell_id
+                        .clone()
+                        .filter(|_| before.state == TaskState::Running);
+                    let value = (cell, after.clone());
+                    Ok(self.task_update(before, after, value))
+                }
+                from => Err(transition(from, TaskState::Completed)),
+            }
+        })?;
+        drop(guard);
+        if let Some(cell_id) = cell {
+            match self.cell_by_id(&cell_id).await {
+                Ok(cell) => {
+                    if let Err(e) = self.inner.rep_client.cancel_task(&cell, task_guid).await {
+                        tracing::warn!(error = %e, %cell_id, "failed to tell the cell to cancel the task");
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, %cell_id, "cell of the cancelled task is gone")
+                }
+            }
+        }
+        self.after_completion(&task);
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid))]
+    async fn fail_task(&self, task_guid: &TaskGuid, failure_reason: &str) -> Result<()> {
+        require_guid(task_guid)?;
+        let guard = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        let task = with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match before.state {
+                TaskState::Pending | TaskState::Running => {
+                    let after = self.completed(&before, true, failure_reason, "");
+                    Ok(self.task_update(before, after.clone(), after))
+                }
+                from => Err(transition(from, TaskState::Completed)),
+            }
+        })?;
+        drop(guard);
+        self.after_completion(&task);
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid))]
+    async fn reject_task(&self, task_guid: &TaskGuid, rejection_reason: &str) -> Result<()> {
+        require_guid(task_guid)?;
+        let max = self.inner.config.max_task_retries;
+        let guard = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        let completed = with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match before.state {
+                TaskState::Pending | TaskState::Running if before.rejection_count >= max => {
+                    let after = self.completed(&before, true, rejection_reason, "");
+                    Ok(self.task_update(before, after.clone(), Some(after)))
+                }
+                TaskState::Pending | TaskState::Running => {
+                    let mut after = before.clone();
+                    after.state = TaskState::Pending;
+                    after.rejection_count += 1;
+                    after.rejection_reason = truncate_cell_string(rejection_reason);
+                    Ok(self.task_update(before, after, None))
+                }
+                _ => Err(Error::BadRequest),
+            }
+        })?;
+        drop(guard);
+        if let Some(task) = completed {
+            self.after_completion(&task);
+        }
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid, cell_id = %cell_id))]
+    async fn complete_task(
+        &self,
+        task_guid: &TaskGuid,
+        cell_id: &CellId,
+        failed: bool,
+        failure_reason: &str,
+        result: &str,
+    ) -> Result<()> {
+        require_guid(task_guid)?;
+        require_cell(cell_id)?;
+        let guard = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        let task = with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match (&before.state, &before.cell_id) {
+                (TaskState::Running, Some(actual)) if actual != cell_id => {
+                    Err(Error::RunningOnDifferentCell {
+                        actual: actual.to_string(),
+                        caller: cell_id.to_string(),
+                    })
+                }
+                (TaskState::Running, _) => {
+                    let after = self.completed(&before, failed, failure_reason, result);
+                    Ok(self.task_update(before, after.clone(), after))
+                }
+                (from, _) => Err(transition(*from, TaskState::Completed)),
+            }
+        })?;
+        drop(guard);
+        self.after_completion(&task);
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid))]
+    async fn resolving_task(&self, task_guid: &TaskGuid) -> Result<()> {
+        require_guid(task_guid)?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match before.state {
+                TaskState::Completed => {
+                    let mut after = before.clone();
+                    after.state = TaskState::Resolving;
+                    Ok(self.task_update(before, after, ()))
+                }
+                from => Err(transition(from, TaskState::Resolving)),
+            }
+        })
+    }
+
+    #[instrument(skip_all, fields(task_guid = %task_guid))]
+    async fn delete_task(&self, task_guid: &TaskGuid) -> Result<()> {
+        require_guid(task_guid)?;
+        let _g = self
+            .inner
+            .stripes
+            .lock(TASK_STRIPE, task_guid.as_str())
+            .await;
+        with_cas_retry!(self, {
+            let before = self.read_task(task_guid).await?;
+            match before.state {
+                TaskState::Resolving => Ok(self.task_removal(before)),
+                // Diego's text names Resolving as the target here too.
+                from => Err(transition(from, TaskState::Resolving)),
+            }
+        })
     }
 }

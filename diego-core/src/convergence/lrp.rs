@@ -26,8 +26,10 @@ pub struct LrpSnapshot {
     pub domains: Vec<Domain>,
 }
 
-/// The settings LRP planning uses.
+/// The settings LRP planning uses: [`LrpConvergenceConfig::default`], changed with the
+/// `with_*` setters.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct LrpConvergenceConfig {
     /// UNCLAIMED for longer than this → auctioned again (30 s).
     pub stale_unclaimed_duration: Duration,
@@ -41,6 +43,22 @@ impl Default for LrpConvergenceConfig {
             stale_unclaimed_duration: Duration::from_secs(30),
             restart: RestartCalculator::default(),
         }
+    }
+}
+
+impl LrpConvergenceConfig {
+    /// With `stale_unclaimed_duration`: UNCLAIMED for longer than this is auctioned again.
+    #[must_use]
+    pub fn with_stale_unclaimed_duration(mut self, stale_unclaimed_duration: Duration) -> Self {
+        self.stale_unclaimed_duration = stale_unclaimed_duration;
+        self
+    }
+
+    /// With `restart`: the crash restart policy.
+    #[must_use]
+    pub fn with_restart(mut self, restart: RestartCalculator) -> Self {
+        self.restart = restart;
+        self
     }
 }
 

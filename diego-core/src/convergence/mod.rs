@@ -12,6 +12,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use diego_core::bbs::auctioneer_client::RecordingAuctioneer;
+//! use diego_core::prelude::*;
 //! use diego_core::{Bbs, DesiredLrp, RunAction};
 //! use diego_core::convergence::Converger;
 //!
@@ -54,10 +55,20 @@ use crate::error::{Error, Result};
 use crate::models::actual_lrp::{ActualLrp, Presence};
 use crate::models::desired_lrp::SchedulingInfo;
 use crate::models::guid::{CellId, ProcessGuid};
+use crate::prelude::*;
 use crate::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 
-/// The converger's settings; every number is Diego's default.
+/// The converger's settings; every number is Diego's default. Start from
+/// [`ConvergenceConfig::default`] and change what differs with the `with_*` setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use diego_core::convergence::ConvergenceConfig;
+/// let config = ConvergenceConfig::default().with_convergence_interval(Duration::from_secs(5));
+/// assert_eq!(config.concurrency, 16);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConvergenceConfig {
     /// Time between passes (30 s).
     pub convergence_interval: Duration,
@@ -81,6 +92,43 @@ impl Default for ConvergenceConfig {
             lrp: LrpConvergenceConfig::default(),
             task: TaskConvergenceConfig::default(),
         }
+    }
+}
+
+impl ConvergenceConfig {
+    /// With `convergence_interval`: time between passes.
+    #[must_use]
+    pub fn with_convergence_interval(mut self, convergence_interval: Duration) -> Self {
+        self.convergence_interval = convergence_interval;
+        self
+    }
+
+    /// With `cell_check_interval`: how often expired cell presences are looked for.
+    #[must_use]
+    pub fn with_cell_check_interval(mut self, cell_check_interval: Duration) -> Self {
+        self.cell_check_interval = cell_check_interval;
+        self
+    }
+
+    /// With `concurrency`: repairs applied at once.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// With `lrp`: the LRP planning settings.
+    #[must_use]
+    pub fn with_lrp(mut self, lrp: LrpConvergenceConfig) -> Self {
+        self.lrp = lrp;
+        self
+    }
+
+    /// With `task`: the task planning settings.
+    #[must_use]
+    pub fn with_task(mut self, task: TaskConvergenceConfig) -> Self {
+        self.task = task;
+        self
     }
 }
 
@@ -164,6 +212,7 @@ pub struct ConvergerBuilder {
 
 impl ConvergerBuilder {
     /// The settings.
+    #[must_use]
     pub fn config(mut self, config: ConvergenceConfig) -> Self {
         self.config = config;
         self

@@ -12,8 +12,10 @@ pub const NOT_STARTED_IN_TIME: &str = "not started within time limit";
 /// Failure reason of a task whose cell vanished (Diego's text).
 pub const CELL_DISAPPEARED: &str = "cell disappeared before completion";
 
-/// The settings task planning uses.
+/// The settings task planning uses: [`TaskConvergenceConfig::default`], changed with the
+/// `with_*` setters.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TaskConvergenceConfig {
     /// Pending for longer than this → failed (30 min).
     pub expire_pending_task_duration: Duration,
@@ -30,6 +32,35 @@ impl Default for TaskConvergenceConfig {
             kick_task_duration: Duration::from_secs(30),
             expire_completed_task_duration: Duration::from_secs(120),
         }
+    }
+}
+
+impl TaskConvergenceConfig {
+    /// With `expire_pending_task_duration`: Pending for longer than this fails.
+    #[must_use]
+    pub fn with_expire_pending_task_duration(
+        mut self,
+        expire_pending_task_duration: Duration,
+    ) -> Self {
+        self.expire_pending_task_duration = expire_pending_task_duration;
+        self
+    }
+
+    /// With `kick_task_duration`: Resolving/Completed not updated for this long is kicked.
+    #[must_use]
+    pub fn with_kick_task_duration(mut self, kick_task_duration: Duration) -> Self {
+        self.kick_task_duration = kick_task_duration;
+        self
+    }
+
+    /// With `expire_completed_task_duration`: Completed for longer than this is deleted.
+    #[must_use]
+    pub fn with_expire_completed_task_duration(
+        mut self,
+        expire_completed_task_duration: Duration,
+    ) -> Self {
+        self.expire_completed_task_duration = expire_completed_task_duration;
+        self
     }
 }
 

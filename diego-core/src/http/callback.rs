@@ -23,7 +23,7 @@ impl HttpCompletionCallback {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| crate::Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| crate::Error::unavailable_from("cannot build the HTTP client", e))?;
         Ok(HttpCompletionCallback { http })
     }
 }

@@ -1,5 +1,6 @@
-//! `BbsClient`: the BBS over HTTP, implementing [`BbsApi`] so reps, auctioneers and
-//! convergers run unchanged in other processes.
+//! `BbsClient`: the BBS over HTTP, implementing the BBS's traits (and so
+//! [`BbsApi`](crate::BbsApi)) so reps, auctioneers and convergers run unchanged in other
+//! processes.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +15,9 @@ use serde::Serialize;
 
 use super::server::{Empty, LAGGED_EVENT, LOG_EVENT};
 use super::types::*;
-use crate::bbs::BbsApi;
+use crate::bbs::{
+    ActualLrpApi, CellApi, DesiredLrpApi, DomainApi, EvacuationApi, EventApi, TaskApi,
+};
 use crate::error::{Error, Result};
 use crate::events::{EventItem, EventStream, LrpEvent, Sequenced, TaskEvent};
 use crate::models::actual_lrp::{ActualLrp, ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo};
@@ -132,13 +135,13 @@ impl BbsClient {
                     }
                     return Ok(resp);
                 }
-                Err(Error::Unavailable(m)) if m.starts_with(NOT_ACTIVE_BBS) && n > 1 => {
-                    last = Some(Error::Unavailable(m));
+                Err(e @ Error::Unavailable { .. }) if n > 1 && is_not_active(&e) => {
+                    last = Some(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Unavailable("no BBS URL".into())))
+        Err(last.unwrap_or_else(|| Error::unavailable("no BBS URL")))
     }
 
     /// `GET /ping`: whether the BBS answers.
@@ -158,14 +161,14 @@ impl BbsClient {
             .await?;
         resp.json::<Resp>()
             .await
-            .map_err(|e| Error::Unavailable(format!("unreadable answer from the BBS: {e}")))
+            .map_err(|e| Error::unavailable_from("unreadable answer from the BBS", e))
     }
 
     fn logs_url(base: &str, log_guid: &str) -> Result<reqwest::Url> {
         let mut url = reqwest::Url::parse(base)
-            .map_err(|e| Error::Unavailable(format!("invalid BBS URL {base}: {e}")))?;
+            .map_err(|e| Error::unavailable_from(format!("invalid BBS URL {base}"), e))?;
         url.path_segments_mut()
-            .map_err(|()| Error::Unavailable(format!("invalid BBS URL {base}")))?
+            .map_err(|()| Error::unavailable(format!("invalid BBS URL {base}")))?
             .pop_if_empty()
             .extend(["v1", "logs", log_guid]);
         Ok(url)
@@ -180,7 +183,7 @@ impl BbsClient {
             .await?
             .json()
             .await
-            .map_err(|e| Error::Unavailable(format!("unreadable answer from the BBS: {e}")))
+            .map_err(|e| Error::unavailable_from("unreadable answer from the BBS", e))
     }
 
     /// `GET /v1/logs/{log_guid}?follow=true`: the lines kept for `log_guid`, then new
@@ -204,13 +207,14 @@ impl BbsClient {
                 match item {
                     Ok(ev) if ev.event == LOG_EVENT => {
                         Some(serde_json::from_str::<LogRecord>(&ev.data).map_err(|e| {
-                            Error::Unavailable(format!("unreadable log line from the BBS: {e}"))
+                            Error::unavailable_from("unreadable log line from the BBS", e)
                         }))
                     }
                     Ok(_) => None,
-                    Err(e) => Some(Err(Error::Unavailable(format!(
-                        "log stream from the BBS broke: {e}"
-                    )))),
+                    Err(e) => Some(Err(Error::unavailable_from(
+                        "log stream from the BBS broke",
+                        e,
+                    ))),
                 }
             });
         Ok(Box::pin(stream))
@@ -270,13 +274,11 @@ impl BbsClient {
 /// `InvalidConfig` naming `bbs_urls[i]` and why.
 pub fn check_bbs_urls<S: AsRef<str>>(urls: &[S]) -> Result<()> {
     if urls.is_empty() {
-        return Err(Error::InvalidConfig(
-            "bbs_urls: needs at least one URL".into(),
-        ));
+        return Err(Error::invalid_config("bbs_urls: needs at least one URL"));
     }
     for (i, url) in urls.iter().map(AsRef::as_ref).enumerate() {
         if reqwest::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::invalid_config(format!(
                 "bbs_urls[{i}]: {url:?} is not an http:// or https:// URL"
             )));
         }
@@ -289,11 +291,16 @@ fn default_http() -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(64)
         .build()
-        .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| Error::unavailable_from("cannot build the HTTP client", e))
 }
 
 fn unavailable(e: reqwest::Error) -> Error {
-    Error::Unavailable(format!("BBS unreachable: {e}"))
+    Error::unavailable_from("BBS unreachable", e)
+}
+
+/// Whether `e` is a standby BBS's answer (the next URL may be the active one).
+fn is_not_active(e: &Error) -> bool {
+    matches!(e, Error::Unavailable { message, .. } if message.starts_with(NOT_ACTIVE_BBS))
 }
 
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
@@ -304,7 +311,7 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ErrorBody>(&text) {
         Ok(body) => Err(body.into_error()),
-        Err(_) => Err(Error::Unavailable(format!("BBS answered {status}: {text}"))),
+        Err(_) => Err(Error::unavailable(format!("BBS answered {status}: {text}"))),
     }
 }
 
@@ -319,7 +326,7 @@ fn actual(key: &ActualLrpKey, ik: Option<&ActualLrpInstanceKey>) -> ActualLrpReq
 }
 
 #[async_trait]
-impl BbsApi for BbsClient {
+impl TaskApi for BbsClient {
     async fn desire_task(&self, request: DesireTaskRequest) -> Result<()> {
         self.call("/v1/tasks/desire", &request).await
     }
@@ -406,6 +413,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl DesiredLrpApi for BbsClient {
     async fn desire_lrp(&self, desired: DesiredLrp) -> Result<()> {
         self.call("/v1/desired_lrp/desire", &desired).await
     }
@@ -447,6 +458,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl ActualLrpApi for BbsClient {
     async fn actual_lrps(&self, filter: &ActualLrpFilter) -> Result<Vec<Arc<ActualLrp>>> {
         self.post("/v1/actual_lrps/list", &ActualLrpsRequest::from(filter))
             .await
@@ -498,6 +513,10 @@ impl BbsApi for BbsClient {
         self.call("/v1/actual_lrps/retire", &actual(key, None))
             .await
     }
+}
+
+#[async_trait]
+impl EvacuationApi for BbsClient {
     async fn evacuate_claimed_actual_lrp(
         &self,
         key: &ActualLrpKey,
@@ -553,6 +572,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl DomainApi for BbsClient {
     async fn upsert_domain(&self, domain: &str, ttl: Duration) -> Result<()> {
         let body = UpsertDomainRequest {
             domain: domain.to_owned(),
@@ -563,6 +586,10 @@ impl BbsApi for BbsClient {
     async fn domains(&self) -> Result<Vec<String>> {
         self.post("/v1/domains/list", &Empty {}).await
     }
+}
+
+#[async_trait]
+impl CellApi for BbsClient {
     async fn register_cell(&self, presence: &CellPresence) -> Result<()> {
         self.call("/v1/cells/register", presence).await
     }
@@ -587,6 +614,10 @@ impl BbsApi for BbsClient {
         )
         .await
     }
+}
+
+#[async_trait]
+impl EventApi for BbsClient {
     async fn subscribe_lrp_events(&self, cell_id: Option<CellId>) -> Result<EventStream<LrpEvent>> {
         let mut url = "/v1/events/lrp_instances".to_owned();
         if let Some(c) = cell_id {

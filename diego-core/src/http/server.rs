@@ -55,8 +55,10 @@ pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::ResourceNotFound => StatusCode::NOT_FOUND,
         Error::InvalidRequest(_) | Error::BadRequest => StatusCode::BAD_REQUEST,
-        Error::Unavailable(_) | Error::FenceLost { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        Error::InvalidRecord(_) | Error::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Unavailable { .. } | Error::FenceLost { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::InvalidRecord { .. } | Error::InvalidConfig { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::CONFLICT,
     }
 }
@@ -185,6 +187,7 @@ impl BbsServer {
     }
 
     /// Refuses request bodies over `bytes` with 413.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -192,6 +195,7 @@ impl BbsServer {
 
     /// Serves the lines kept by `logs` (recent and live). Without it the log route
     /// answers 501 with an `Unavailable` error.
+    #[must_use]
     pub fn log_sink(mut self, logs: Arc<RingBufferLogSink>) -> Self {
         self.logs = Some(logs);
         self
@@ -199,6 +203,7 @@ impl BbsServer {
 
     /// Ends the open event and log streams when `token` is cancelled ([`serve`](Self::serve)
     /// does this with its own token), so that a graceful shutdown is not held up by them.
+    #[must_use]
     pub fn shutdown_signal(mut self, token: CancellationToken) -> Self {
         self.shutdown = token;
         self
@@ -647,8 +652,7 @@ async fn log_lines(
     query: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Response {
     let Some(logs) = logs else {
-        let e =
-            Error::Unavailable("this BBS serves no logs: it was started without a log sink".into());
+        let e = Error::unavailable("this BBS serves no logs: it was started without a log sink");
         return (StatusCode::NOT_IMPLEMENTED, Json(ErrorBody::of(&e))).into_response();
     };
     let follow = match query {

@@ -9,26 +9,21 @@
 //! ```no_run
 //! # async fn run() -> diego_core::Result<()> {
 //! use diego_core::http::tls::{serve_tls, ClientTlsConfig, ServerTlsConfig};
-//! let server = ServerTlsConfig {
-//!     cert_file: "bbs.crt".into(),
-//!     key_file: "bbs.key".into(),
-//!     client_ca_file: Some("ca.crt".into()), // mutual TLS
-//! }
-//! .load()?;
+//! let server = ServerTlsConfig::new("bbs.crt", "bbs.key")
+//!     .with_client_ca_file("ca.crt") // mutual TLS
+//!     .load()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8889").await
-//!     .map_err(|e| diego_core::Error::Unavailable(e.to_string()))?;
+//!     .map_err(|e| diego_core::Error::unavailable_from("cannot listen", e))?;
 //! let app = axum::Router::new();
 //! let cancel = tokio_util::sync::CancellationToken::new();
 //! tokio::spawn(serve_tls(listener, app, server, cancel));
 //!
-//! let client = ClientTlsConfig {
-//!     ca_file: "ca.crt".into(),
-//!     cert_file: Some("client.crt".into()),
-//!     key_file: Some("client.key".into()),
-//! }
-//! .client_builder()?
+//! let client = ClientTlsConfig::new("ca.crt")
+//!     .with_cert_file("client.crt")
+//!     .with_key_file("client.key")
+//!     .client_builder()?
 //! .build()
-//! .map_err(|e| diego_core::Error::Unavailable(e.to_string()))?;
+//! .map_err(|e| diego_core::Error::unavailable_from("cannot build the client", e))?;
 //! let bbs = diego_core::http::BbsClient::with_client("https://127.0.0.1:8889", client);
 //! # let _ = bbs; Ok(()) }
 //! ```
@@ -47,9 +42,11 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 
 /// Where a TLS server finds its certificate chain, its key and, for mutual TLS, the CA
-/// that signs its clients' certificates.
+/// that signs its clients' certificates: [`ServerTlsConfig::new`], changed with the
+/// `with_*` setters (or read from a configuration file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServerTlsConfig {
     /// The server's certificate chain (PEM), leaf first.
     pub cert_file: PathBuf,
@@ -61,6 +58,24 @@ pub struct ServerTlsConfig {
 }
 
 impl ServerTlsConfig {
+    /// A server with the certificate chain in `cert_file` and its key in `key_file`
+    /// (no client certificates asked for).
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        ServerTlsConfig {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            client_ca_file: None,
+        }
+    }
+
+    /// With `client_ca_file`: clients must present a certificate signed by this CA
+    /// (mutual TLS).
+    #[must_use]
+    pub fn with_client_ca_file(mut self, client_ca_file: impl Into<PathBuf>) -> Self {
+        self.client_ca_file = Some(client_ca_file.into());
+        self
+    }
+
     /// Reads the files and builds the server configuration.
     ///
     /// # Errors
@@ -92,24 +107,24 @@ impl ServerTls {
     pub fn from_pem(cert_chain: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> Result<Self> {
         let certs = certificates("cert_file", cert_chain)?;
         let key = PrivateKeyDer::from_pem_slice(key)
-            .map_err(|e| invalid("key_file", format!("no usable private key: {e}")))?;
+            .map_err(|e| invalid_from("key_file", "no usable private key", e))?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| invalid("tls", e.to_string()))?;
+            .map_err(|e| Error::invalid_config_from("tls", e))?;
         let builder = match client_ca {
             Some(ca) => {
                 let roots = root_store("client_ca_file", ca)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                         .build()
-                        .map_err(|e| invalid("client_ca_file", e.to_string()))?;
+                        .map_err(|e| Error::invalid_config_from("client_ca_file", e))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
         };
         let mut config = builder
             .with_single_cert(certs, key)
-            .map_err(|e| invalid("key_file", format!("does not fit the certificate: {e}")))?;
+            .map_err(|e| invalid_from("key_file", "does not fit the certificate", e))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ServerTls {
             config: Arc::new(config),
@@ -128,9 +143,12 @@ impl ServerTls {
     }
 }
 
-/// What a TLS client trusts and, for mutual TLS, which certificate it presents.
+/// What a TLS client trusts and, for mutual TLS, which certificate it presents:
+/// [`ClientTlsConfig::new`], changed with the `with_*` setters (or read from a
+/// configuration file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientTlsConfig {
     /// The CA certificates (PEM) the server's certificate must chain to.
     pub ca_file: PathBuf,
@@ -143,6 +161,30 @@ pub struct ClientTlsConfig {
 }
 
 impl ClientTlsConfig {
+    /// A client trusting the CA certificates in `ca_file`, presenting no certificate.
+    pub fn new(ca_file: impl Into<PathBuf>) -> Self {
+        ClientTlsConfig {
+            ca_file: ca_file.into(),
+            cert_file: None,
+            key_file: None,
+        }
+    }
+
+    /// With `cert_file`: the client's certificate chain, for servers that require one
+    /// (with [`ClientTlsConfig::with_key_file`]).
+    #[must_use]
+    pub fn with_cert_file(mut self, cert_file: impl Into<PathBuf>) -> Self {
+        self.cert_file = Some(cert_file.into());
+        self
+    }
+
+    /// With `key_file`: the client's private key, with `cert_file`.
+    #[must_use]
+    pub fn with_key_file(mut self, key_file: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(key_file.into());
+        self
+    }
+
     /// A reqwest client builder that trusts only `ca_file` and presents the client
     /// certificate when one is configured.
     ///
@@ -172,19 +214,19 @@ impl ClientTlsConfig {
             .connect_timeout(Duration::from_secs(5));
         for cert in certificates("ca_file", ca)? {
             let cert = reqwest::Certificate::from_der(&cert)
-                .map_err(|e| invalid("ca_file", e.to_string()))?;
+                .map_err(|e| Error::invalid_config_from("ca_file", e))?;
             builder = builder.add_root_certificate(cert);
         }
         if let Some((cert, key)) = identity {
             // Validate each half first, so an error names the file at fault.
             certificates("cert_file", cert)?;
             PrivateKeyDer::from_pem_slice(key)
-                .map_err(|e| invalid("key_file", format!("no usable private key: {e}")))?;
+                .map_err(|e| invalid_from("key_file", "no usable private key", e))?;
             let mut pem = cert.to_vec();
             pem.push(b'\n');
             pem.extend_from_slice(key);
             let identity = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| invalid("cert_file", e.to_string()))?;
+                .map_err(|e| Error::invalid_config_from("cert_file", e))?;
             builder = builder.identity(identity);
         }
         Ok(builder)
@@ -221,13 +263,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| invalid_from(field, format_args!("cannot read {}", path.display()), e))
 }
 
 fn certificates(field: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| invalid(field, format!("not a PEM certificate: {e}")))?;
+        .map_err(|e| invalid_from(field, "not a PEM certificate", e))?;
     if certs.is_empty() {
         return Err(invalid(field, "holds no PEM certificate"));
     }
@@ -239,11 +282,20 @@ fn root_store(field: &str, pem: &[u8]) -> Result<RootCertStore> {
     for cert in certificates(field, pem)? {
         roots
             .add(cert)
-            .map_err(|e| invalid(field, format!("not a usable CA certificate: {e}")))?;
+            .map_err(|e| invalid_from(field, "not a usable CA certificate", e))?;
     }
     Ok(roots)
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig(format!("{field}: {}", reason.into()))
+    Error::invalid_config(format!("{field}: {}", reason.into()))
+}
+
+/// `field: what: <cause>`, keeping the cause.
+fn invalid_from(
+    field: &str,
+    what: impl std::fmt::Display,
+    cause: impl Into<crate::error::BoxError>,
+) -> Error {
+    Error::invalid_config_from(format_args!("{field}: {what}"), cause)
 }

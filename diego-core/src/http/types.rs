@@ -56,11 +56,11 @@ impl ErrorBody {
             }
             "InvalidStateTransition" => match from_to {
                 Some((from, to)) => Error::InvalidStateTransition { from, to },
-                None => Error::Unavailable(self.message),
+                None => Error::unavailable(self.message),
             },
             "RunningOnDifferentCell" => match on_cell {
                 Some((actual, caller)) => Error::RunningOnDifferentCell { actual, caller },
-                None => Error::Unavailable(self.message),
+                None => Error::unavailable(self.message),
             },
             "ActualLRPCannotBeClaimed" => Error::ActualLrpCannotBeClaimed,
             "ActualLRPCannotBeStarted" => Error::ActualLrpCannotBeStarted,
@@ -68,17 +68,17 @@ impl ErrorBody {
             "ActualLRPCannotBeFailed" => Error::ActualLrpCannotBeFailed,
             "ActualLRPCannotBeRemoved" => Error::ActualLrpCannotBeRemoved,
             "ActualLRPCannotBeUnclaimed" => Error::ActualLrpCannotBeUnclaimed,
-            "InvalidRecord" => Error::InvalidRecord(strip(self.message, "invalid record: ")),
-            "Unavailable" => Error::Unavailable(strip(self.message, "unavailable: ")),
+            "InvalidRecord" => Error::invalid_record(strip(self.message, "invalid record: ")),
+            "Unavailable" => Error::unavailable(strip(self.message, "unavailable: ")),
             "InvalidConfiguration" => {
-                Error::InvalidConfig(strip(self.message, "invalid configuration: "))
+                Error::invalid_config(strip(self.message, "invalid configuration: "))
             }
             "LockCollision" => Error::LockCollision(strip(self.message, "lock-collision: ")),
             "FenceLost" => match parse_fence(&self.message) {
                 Some((lock, token)) => Error::FenceLost { lock, token },
-                None => Error::Unavailable(self.message),
+                None => Error::unavailable(self.message),
             },
-            _ => Error::Unavailable(self.message),
+            _ => Error::unavailable(self.message),
         }
     }
 }
@@ -415,9 +415,12 @@ mod tests {
             Error::ActualLrpCannotBeFailed,
             Error::ActualLrpCannotBeRemoved,
             Error::ActualLrpCannotBeUnclaimed,
-            Error::Unavailable("x".into()),
-            Error::InvalidRecord("y".into()),
-            Error::InvalidConfig("z".into()),
+            Error::unavailable("x"),
+            Error::unavailable_from("BBS unreachable", "connection refused"),
+            Error::invalid_record("y"),
+            Error::invalid_record_from("tasks: undecodable payload", "EOF"),
+            Error::invalid_config("z"),
+            Error::invalid_config_from("key_file: no usable private key", "no PEM"),
             Error::FenceLost {
                 lock: "bbs \"main\"".into(),
                 token: 3,

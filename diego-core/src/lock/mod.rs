@@ -11,7 +11,9 @@
 //! [`Clock`](crate::time::Clock), so tests drive expiry by hand. Implementations:
 //! [`MemoryStore`](crate::store::MemoryStore) (in-process) and the SQL stores (a lease row
 //! in the same database as the records, so the fence check is part of each write
-//! transaction). This module knows nothing of the BBS.
+//! transaction), each its store's own lock
+//! ([`Store::own_lock`](crate::store::Store::own_lock)); a lock need not be a store, and a
+//! store need not be a lock. This module knows nothing of the BBS.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -100,6 +100,7 @@ impl LogLine {
     }
 
     /// The same line carrying `tags`.
+    #[must_use]
     pub fn with_tags(mut self, tags: Arc<LogTags>) -> Self {
         self.tags = tags;
         self

@@ -119,6 +119,7 @@ impl RunAction {
     }
 
     /// The same action with these arguments.
+    #[must_use]
     pub fn with_args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,

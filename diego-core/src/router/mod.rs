@@ -9,6 +9,7 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
+//! use diego_core::prelude::*;
 //! use diego_core::router::TableRouter;
 //! use diego_core::routing::RouteEmitter;
 //! use diego_core::{ActualLrpInstanceKey, ActualLrpKey, ActualLrpNetInfo, Bbs, BbsApi,

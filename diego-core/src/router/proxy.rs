@@ -95,7 +95,7 @@ impl HttpProxyBuilder {
     pub async fn bind(self, addr: SocketAddr) -> Result<HttpProxy> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|e| Error::unavailable_from(format!("cannot listen on {addr}"), e))?;
         self.listener(listener)
     }
 
@@ -106,7 +106,7 @@ impl HttpProxyBuilder {
     pub fn listener(self, listener: TcpListener) -> Result<HttpProxy> {
         let local_addr = listener
             .local_addr()
-            .map_err(|e| Error::Unavailable(format!("listener has no address: {e}")))?;
+            .map_err(|e| Error::unavailable_from("listener has no address", e))?;
         Ok(HttpProxy {
             listener,
             local_addr,

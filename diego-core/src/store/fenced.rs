@@ -1,7 +1,6 @@
 //! [`FencedStore`]: a store whose every write carries the writer's fence.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -9,19 +8,22 @@ use super::{
     ActualLrpFilter, CellPresenceRecord, DesiredLrpFilter, Fence, Store, TaskFilter, WriteBatch,
 };
 use crate::error::Result;
-use crate::lock::{Lease, Lock};
+use crate::lock::Lock;
 use crate::models::actual_lrp::ActualLrp;
 use crate::models::desired_lrp::{DesiredLrp, SchedulingInfo};
 use crate::models::domain::Domain;
 use crate::models::guid::{CellId, ProcessGuid, TaskGuid};
 use crate::models::task::Task;
-use crate::time::Timestamp;
 
 /// Wraps a store so that every batch written through it is fenced with the holder's
 /// [`Fence`]: hand it to a [`Bbs`](crate::Bbs) built while this process holds the lock,
 /// and once another process takes the lock over, no write of this one can land
-/// ([`Error::FenceLost`](crate::Error::FenceLost)). Reads and [`Lock`] calls pass
-/// through (leases are not records: cell presences are renewed through any BBS).
+/// ([`Error::FenceLost`](crate::Error::FenceLost)). Reads pass through, and so does the
+/// inner store's own [`Lock`] ([`Store::own_lock`]; leases are not records: cell
+/// presences are renewed through any BBS).
+///
+/// The fence is checked by the inner store against its own lock, so the lease must come
+/// from that lock: a fence of another lock is refused as lost.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -95,26 +97,7 @@ impl Store for FencedStore {
         batch.fenced(self.fence.clone());
         self.inner.write(batch).await
     }
-}
-
-#[async_trait]
-impl Lock for FencedStore {
-    async fn acquire(
-        &self,
-        name: &str,
-        owner: &str,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<Option<Lease>> {
-        self.inner.acquire(name, owner, ttl, now).await
-    }
-    async fn release(&self, name: &str, owner: &str) -> Result<bool> {
-        self.inner.release(name, owner).await
-    }
-    async fn holder(&self, name: &str) -> Result<Option<Lease>> {
-        self.inner.holder(name).await
-    }
-    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
-        self.inner.leases(prefix).await
+    fn own_lock(self: Arc<Self>) -> Option<Arc<dyn Lock>> {
+        self.inner.clone().own_lock()
     }
 }

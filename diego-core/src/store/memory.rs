@@ -268,6 +268,10 @@ impl Store for MemoryStore {
         Ok(self.tables.read().cells.get(cell_id).cloned())
     }
 
+    fn own_lock(self: Arc<Self>) -> Option<Arc<dyn Lock>> {
+        Some(self)
+    }
+
     async fn write(&self, batch: WriteBatch) -> Result<()> {
         if batch.ops.len() > 1 {
             let mut seen = HashSet::with_capacity(batch.ops.len());

@@ -12,6 +12,10 @@
 //! `sqlite`) and `PostgresStore` (feature `postgres`). A user's own store can run the
 //! `conformance` suite (feature `test-util`).
 //!
+//! A store need not be a [`Lock`]: the BBS takes its lock as a choice of its own
+//! ([`BbsBuilder::lock`](crate::BbsBuilder::lock)), by default the store's own
+//! ([`Store::own_lock`]), which every store here has.
+//!
 //! [`Error::ResourceExists`]: crate::Error::ResourceExists
 //! [`Error::ResourceConflict`]: crate::Error::ResourceConflict
 
@@ -208,6 +212,8 @@ impl WriteOp {
 
 /// A fencing condition on a whole batch: the named [`Lock`] must still
 /// carry this fencing token when the batch is applied (checked in the same transaction).
+/// The store checks it against its own lock ([`Store::own_lock`]): a fence of another
+/// lock is refused as lost.
 ///
 /// A process that lost its lease (paused, partitioned) and wakes up still holding an old
 /// token cannot write any more: the new holder's takeover incremented the token.
@@ -359,12 +365,15 @@ impl ActualLrpFilter {
 /// Where the BBS keeps its records. Object-safe; implementations must make
 /// [`Store::write`] atomic and check every precondition.
 ///
-/// A store also keeps [`Lock`] leases, in the same place as the records: the BBS's
-/// leader lock (whose fencing token [`Store::write`] checks in the write's own
-/// transaction) and the cells' presences, which are leases with a TTL named
-/// `cells/{cell_id}` (see [`Bbs::register_cell`](crate::Bbs::register_cell)).
+/// A store may also keep [`Lock`] leases in the same place as the records, and say so
+/// through [`Store::own_lock`] (every store here does): the BBS's leader lock, whose
+/// fencing token [`Store::write`] then checks in the write's own transaction, and by
+/// default the cells' presences, which are leases with a TTL named `cells/{cell_id}`
+/// (see [`CellApi::register_cell`](crate::bbs::CellApi::register_cell)). A store without
+/// a lock of its own is paired with one of the host's choice
+/// ([`BbsBuilder::lock`](crate::BbsBuilder::lock)).
 #[async_trait]
-pub trait Store: Lock + Send + Sync + Debug {
+pub trait Store: Send + Sync + Debug {
     /// One Task.
     async fn task(&self, guid: &TaskGuid) -> Result<Option<Task>>;
     /// Tasks matching `filter`.
@@ -401,4 +410,12 @@ pub trait Store: Lock + Send + Sync + Debug {
     /// its token, else it fails with [`Error::FenceLost`](crate::Error::FenceLost); a
     /// store without locks refuses fenced batches the same way.
     async fn write(&self, batch: WriteBatch) -> Result<()>;
+
+    /// The [`Lock`] that keeps its leases beside this store's records — the one whose
+    /// fences [`Store::write`] checks — when the store has one; `None` (the default)
+    /// when it has none. A [`Bbs`](crate::Bbs) built on this store uses it unless given
+    /// another ([`BbsBuilder::lock`](crate::BbsBuilder::lock)).
+    fn own_lock(self: Arc<Self>) -> Option<Arc<dyn Lock>> {
+        None
+    }
 }

@@ -22,6 +22,20 @@ pub struct Harness {
 
 pub const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
 
+/// The presence of cell `id` at `rep_address`, with room for a little work.
+pub fn cell_presence(id: &str, rep_address: &str) -> CellPresence {
+    CellPresence {
+        cell_id: CellId::new(id),
+        rep_address: rep_address.into(),
+        capacity: CellCapacity {
+            memory_mb: 1024,
+            disk_mb: 1024,
+            containers: 10,
+        },
+        ..Default::default()
+    }
+}
+
 pub fn harness() -> Harness {
     harness_with(BbsConfig::default())
 }
@@ -54,16 +68,7 @@ impl Harness {
 
     pub async fn register_cell(&self, id: &str) {
         self.bbs
-            .register_cell(&CellPresence {
-                cell_id: CellId::new(id),
-                rep_address: format!("{id}.local:1800"),
-                capacity: CellCapacity {
-                    memory_mb: 1024,
-                    disk_mb: 1024,
-                    containers: 10,
-                },
-                ..Default::default()
-            })
+            .register_cell(&cell_presence(id, &format!("{id}.local:1800")))
             .await
             .unwrap();
     }

@@ -17,10 +17,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use diego_core::http::BbsClient;
 use diego_core::log_sink::format_line;
+use diego_core::prelude::*;
 use diego_core::store::{ActualLrpFilter, DesiredLrpFilter, TaskFilter};
 use diego_core::{
-    BbsApi, CellId, DesireTaskRequest, DesiredLrp, DesiredLrpUpdate, EventItem, ProcessGuid,
-    Routes, TaskGuid,
+    CellId, DesireTaskRequest, DesiredLrp, DesiredLrpUpdate, EventItem, ProcessGuid, Routes,
+    TaskGuid,
 };
 use futures::StreamExt;
 

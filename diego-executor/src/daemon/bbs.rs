@@ -32,12 +32,15 @@ pub const BBS_LOCK: &str = "bbs";
 /// The start of the message a standby answers with.
 pub const NOT_ACTIVE: &str = "not the active BBS";
 
-/// A store and the lock that lives beside it.
+/// A store and the lock the BBS processes elect their leader with (the leases of the
+/// cells' presences live there too).
 #[derive(Clone, Debug)]
 pub struct OpenedStore {
     /// The records.
     pub store: Arc<dyn Store>,
-    /// The leader lock, in the same database.
+    /// The leader lock: [`open_store`] gives the store's own, in the same database. The
+    /// active BBS fences its writes with this lock's lease, which the store checks
+    /// against its own lock, so another lock needs a store that checks its fences.
     pub lock: Arc<dyn Lock>,
 }
 
@@ -156,7 +159,7 @@ impl Switch {
         };
         axum::Router::new().fallback(move || {
             let message = message.clone();
-            async move { ApiError(diego_core::Error::Unavailable(message)).into_response() }
+            async move { ApiError(diego_core::Error::unavailable(message)).into_response() }
         })
     }
 
@@ -181,7 +184,7 @@ pub async fn run_bbs(config: BbsServerConfig, cancel: CancellationToken) -> Resu
     let opened = loop {
         match open_store(&config.store).await {
             Ok(opened) => break opened,
-            Err(Error::Bbs(diego_core::Error::Unavailable(e))) => {
+            Err(Error::Bbs(e @ diego_core::Error::Unavailable { .. })) => {
                 warn!(error = %e, "cannot open the store yet");
             }
             Err(e) => return Err(e),
@@ -300,13 +303,14 @@ fn activate(
     let runner = AuctionRunner::new();
     let bbs = Bbs::builder()
         .store(store)
+        .lock(opened.lock.clone())
         .clock(clock)
         .auctioneer(Arc::new(runner.clone()))
         .rep_client(Arc::new(HttpRepClient::from(cells.clone())))
-        .config(BbsConfig {
-            cell_presence_ttl: Duration::from_millis(config.cell_presence_ttl_ms),
-            ..BbsConfig::default()
-        })
+        .config(
+            BbsConfig::default()
+                .with_cell_presence_ttl(Duration::from_millis(config.cell_presence_ttl_ms)),
+        )
         .build();
     let api: Arc<dyn BbsApi> = Arc::new(bbs.clone());
     tokio::spawn({
@@ -315,10 +319,10 @@ fn activate(
         async move { run.run(active).await }
     });
     let converger = Converger::builder(bbs)
-        .config(ConvergenceConfig {
-            convergence_interval: Duration::from_millis(config.convergence_interval_ms),
-            ..ConvergenceConfig::default()
-        })
+        .config(
+            ConvergenceConfig::default()
+                .with_convergence_interval(Duration::from_millis(config.convergence_interval_ms)),
+        )
         .build();
     tokio::spawn({
         let active = active.clone();

@@ -273,7 +273,7 @@ impl CellServerConfig {
             return Err(Error::Config("cell_id: must match ^[a-zA-Z0-9_-]+$".into()));
         }
         diego_core::http::check_bbs_urls(&self.bbs_urls).map_err(|e| match e {
-            diego_core::Error::InvalidConfig(m) => Error::Config(m),
+            diego_core::Error::InvalidConfig { message, .. } => Error::Config(message),
             other => Error::Bbs(other),
         })?;
         check_listen(

@@ -50,7 +50,7 @@ impl HttpClientConfig {
             .connect_timeout(self.connect_timeout)
             .pool_max_idle_per_host(16)
             .build()
-            .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))
+            .map_err(|e| Error::unavailable_from("cannot build the HTTP client", e))
     }
 }
 
@@ -161,7 +161,7 @@ impl HttpCellClient {
     /// The URL of the route made of `segments` (each escaped as one path segment).
     fn url(&self, segments: &[&str]) -> diego_core::Result<reqwest::Url> {
         let invalid = || {
-            Error::Unavailable(format!(
+            Error::unavailable(format!(
                 "invalid URL {:?} of the rep of cell {}",
                 self.base, self.cell_id
             ))
@@ -186,37 +186,42 @@ impl HttpCellClient {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| self.unreachable(what, &e))?;
+            .map_err(|e| self.unreachable(what, e))?;
         let status = response.status();
         if status.is_success() {
-            return response.json::<T>().await.map_err(|e| {
-                Error::Unavailable(format!(
+            return response.json::<T>().await.map_err(|e| Error::Unavailable {
+                message: format!(
                     "unreadable answer of the rep of cell {} to {what}: {}",
                     self.cell_id,
                     describe(&e)
-                ))
+                ),
+                source: Some(Box::new(e)),
             });
         }
         let text = response.text().await.unwrap_or_default();
         match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => Err(body.into_error()),
-            Err(_) => Err(Error::Unavailable(format!(
+            Err(_) => Err(Error::unavailable(format!(
                 "the rep of cell {} answered {status} to {what}: {text}",
                 self.cell_id
             ))),
         }
     }
 
-    fn unreachable(&self, what: &str, e: &reqwest::Error) -> Error {
+    fn unreachable(&self, what: &str, e: reqwest::Error) -> Error {
         let why = if e.is_timeout() {
-            format!("no answer in time ({})", describe(e))
+            format!("no answer in time ({})", describe(&e))
         } else {
-            describe(e)
+            describe(&e)
         };
-        Error::Unavailable(format!(
-            "rep of cell {} at {} unreachable ({what}): {why}",
-            self.cell_id, self.base
-        ))
+        // The text names every cause in the chain; the error itself is kept too.
+        Error::Unavailable {
+            message: format!(
+                "rep of cell {} at {} unreachable ({what}): {why}",
+                self.cell_id, self.base
+            ),
+            source: Some(Box::new(e)),
+        }
     }
 
     /// `GET /ping`: whether the rep answers.
@@ -363,7 +368,7 @@ impl HttpCellClientFactory {
     /// `Unavailable` naming the cell when its presence has no HTTP address.
     pub fn client_of(&self, presence: &CellPresence) -> diego_core::Result<HttpCellClient> {
         let url = rep_url_of(presence).ok_or_else(|| {
-            Error::Unavailable(format!(
+            Error::unavailable(format!(
                 "cell {} has no HTTP address (rep_address {:?}, rep_url {:?})",
                 presence.cell_id, presence.rep_address, presence.rep_url
             ))

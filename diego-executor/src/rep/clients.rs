@@ -63,7 +63,7 @@ impl LocalReps {
 
     fn rep(&self, cell: &CellPresence) -> diego_core::Result<Rep> {
         self.get(&cell.cell_id)
-            .ok_or_else(|| Error::Unavailable(format!("cell {} is not reachable", cell.cell_id)))
+            .ok_or_else(|| Error::unavailable(format!("cell {} is not reachable", cell.cell_id)))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{ActualLrpState, Bbs};
 

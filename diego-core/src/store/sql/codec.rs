@@ -130,8 +130,7 @@ impl RowKey {
 }
 
 fn json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|e| Error::InvalidRecord(format!("cannot encode record: {e}")))
+    serde_json::to_vec(value).map_err(|e| Error::invalid_record_from("cannot encode record", e))
 }
 
 /// Encodes `record` as a row, its payload encrypted under the ring's active key.
@@ -180,10 +179,22 @@ pub(crate) fn decode<T: DeserializeOwned>(
     key_label: &str,
     payload: &[u8],
 ) -> Result<T> {
-    let plain = keys.decrypt(key_label, payload).map_err(|e| match e {
-        Error::InvalidRecord(why) => Error::InvalidRecord(format!("{}: {why}", table.name())),
+    let plain = keys
+        .decrypt(key_label, payload)
+        .map_err(|e| in_table(table, e))?;
+    serde_json::from_slice(&plain).map_err(|e| {
+        Error::invalid_record_from(format_args!("{}: undecodable payload", table.name()), e)
+    })
+}
+
+/// `e` with the name of the table whose record it is about, when it is an
+/// `InvalidRecord` (its cause kept).
+pub(crate) fn in_table(table: Table, e: Error) -> Error {
+    match e {
+        Error::InvalidRecord { message, source } => Error::InvalidRecord {
+            message: format!("{}: {message}", table.name()),
+            source,
+        },
         other => other,
-    })?;
-    serde_json::from_slice(&plain)
-        .map_err(|e| Error::InvalidRecord(format!("{}: undecodable payload: {e}", table.name())))
+    }
 }

@@ -190,7 +190,7 @@ impl KeyRing {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let sealed = cipher
             .encrypt(&nonce, plaintext)
-            .map_err(|_| Error::Unavailable(format!("cannot encrypt under key {label:?}")))?;
+            .map_err(|_| Error::unavailable(format!("cannot encrypt under key {label:?}")))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
@@ -206,12 +206,12 @@ impl KeyRing {
             return Ok(payload.to_vec());
         }
         let cipher = self.ciphers.get(label).ok_or_else(|| {
-            Error::InvalidRecord(format!(
+            Error::invalid_record(format!(
                 "record is encrypted under key {label:?}, which is not configured"
             ))
         })?;
         if payload.len() < NONCE_LEN {
-            return Err(Error::InvalidRecord(format!(
+            return Err(Error::invalid_record(format!(
                 "record encrypted under key {label:?} is too short ({} bytes)",
                 payload.len()
             )));
@@ -220,7 +220,7 @@ impl KeyRing {
         cipher
             .decrypt(Nonce::from_slice(nonce), sealed)
             .map_err(|_| {
-                Error::InvalidRecord(format!(
+                Error::invalid_record(format!(
                     "record does not decrypt under key {label:?} (wrong key or corrupt data)"
                 ))
             })

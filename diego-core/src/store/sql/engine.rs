@@ -217,9 +217,10 @@ impl Engine {
                     tokio::time::sleep(engine.retry.backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(Error::Unavailable(format!(
-                        "cannot create the store's schema: {e}"
-                    )))
+                    return Err(Error::unavailable_from(
+                        "cannot create the store's schema",
+                        e,
+                    ))
                 }
             }
         }
@@ -263,21 +264,23 @@ impl Engine {
                 Ok(v) => return Ok(v),
                 Err(Failure::Domain(e)) => return Err(e),
                 Err(Failure::Commit(e)) => {
-                    return Err(Error::Unavailable(format!(
-                        "{what}: the connection was lost, the outcome is unknown: {e}"
-                    )))
+                    return Err(Error::unavailable_from(
+                        format_args!("{what}: the connection was lost, the outcome is unknown"),
+                        e,
+                    ))
                 }
                 Err(Failure::Db(e)) if is_retryable(&e) => {
                     if n >= self.retry.attempts {
-                        return Err(Error::Unavailable(format!(
-                            "{what}: gave up after {n} attempts: {e}"
-                        )));
+                        return Err(Error::unavailable_from(
+                            format_args!("{what}: gave up after {n} attempts"),
+                            e,
+                        ));
                     }
                     let wait = self.retry.backoff(n);
                     tracing::debug!(what, attempt = n, ?wait, error = %e, "retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(Failure::Db(e)) => return Err(Error::Unavailable(format!("{what}: {e}"))),
+                Err(Failure::Db(e)) => return Err(Error::unavailable_from(what, e)),
             }
         }
     }
@@ -490,12 +493,9 @@ impl Engine {
                             }
                             let label: String = row.try_get("key_label")?;
                             let payload: Vec<u8> = row.try_get("payload")?;
-                            let plain = keys.decrypt(&label, &payload).map_err(|e| match e {
-                                Error::InvalidRecord(why) => {
-                                    Error::InvalidRecord(format!("{}: {why}", table.name()))
-                                }
-                                other => other,
-                            })?;
+                            let plain = keys
+                                .decrypt(&label, &payload)
+                                .map_err(|e| codec::in_table(table, e))?;
                             let (new_label, sealed) = keys.encrypt(&plain)?;
                             let key = RowKey { table, values };
                             let q = sqlx::query(update).bind(new_label).bind(sealed);
@@ -545,7 +545,8 @@ fn filter_sql(table: Table, conditions: &[String], order: &str) -> String {
 }
 
 fn token_of(t: i64) -> Result<u64> {
-    u64::try_from(t).map_err(|_| Error::InvalidRecord(format!("locks: negative fencing token {t}")))
+    u64::try_from(t)
+        .map_err(|_| Error::invalid_record(format!("locks: negative fencing token {t}")))
 }
 
 #[async_trait]
@@ -632,6 +633,10 @@ impl Store for Backend {
 
     async fn write(&self, batch: WriteBatch) -> Result<()> {
         self.engine.write_batch(batch).await
+    }
+
+    fn own_lock(self: Arc<Self>) -> Option<Arc<dyn Lock>> {
+        Some(self)
     }
 }
 

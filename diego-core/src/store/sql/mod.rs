@@ -37,8 +37,10 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
-/// How often and how patiently a SQL store retries transient failures.
+/// How often and how patiently a SQL store retries transient failures:
+/// [`RetryPolicy::default`], changed with the `with_*` setters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all (the first one included); at least 1.
     pub attempts: u32,
@@ -60,6 +62,27 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// With `attempts`: attempts in all, the first one included (at least 1).
+    #[must_use]
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// With `initial_backoff`: the wait after the first failure.
+    #[must_use]
+    pub fn with_initial_backoff(mut self, initial_backoff: Duration) -> Self {
+        self.initial_backoff = initial_backoff;
+        self
+    }
+
+    /// With `max_backoff`: the longest wait between two attempts.
+    #[must_use]
+    pub fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
+    }
+
     /// The wait before attempt `attempt + 1` (after `attempt` failures, counting from 1).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
@@ -69,8 +92,19 @@ impl RetryPolicy {
     }
 }
 
-/// Settings shared by the SQL stores.
+/// Settings shared by the SQL stores: [`SqlOptions::default`] or
+/// [`SqlOptions::with_keys`], changed with the `with_*` setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use diego_core::store::sql::SqlOptions;
+/// let options = SqlOptions::default()
+///     .with_max_connections(4)
+///     .with_acquire_timeout(Duration::from_secs(5));
+/// assert_eq!(options.rotate_batch, 256);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SqlOptions {
     /// The keys payloads are encrypted with (default: none, plaintext).
     pub keys: KeyRing,
@@ -98,12 +132,41 @@ impl Default for SqlOptions {
 }
 
 impl SqlOptions {
-    /// Default settings with `keys`.
+    /// Default settings with `keys` (the keys payloads are encrypted with).
+    #[must_use]
     pub fn with_keys(keys: KeyRing) -> Self {
         SqlOptions {
             keys,
             ..Default::default()
         }
+    }
+
+    /// With `max_connections`: the connection pool's size.
+    #[must_use]
+    pub fn with_max_connections(mut self, max_connections: u32) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// With `retry`: the retries of transient failures.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// With `rotate_batch`: how many rows `rotate()` re-encrypts per transaction.
+    #[must_use]
+    pub fn with_rotate_batch(mut self, rotate_batch: u32) -> Self {
+        self.rotate_batch = rotate_batch;
+        self
+    }
+
+    /// With `acquire_timeout`: how long to wait for a connection from the pool.
+    #[must_use]
+    pub fn with_acquire_timeout(mut self, acquire_timeout: Duration) -> Self {
+        self.acquire_timeout = acquire_timeout;
+        self
     }
 
     pub(crate) fn validate(&self) -> crate::Result<()> {

@@ -112,7 +112,7 @@ impl PostgresStore {
             let mut conn = connect
                 .connect()
                 .await
-                .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+                .map_err(|e| Error::unavailable_from("cannot connect to PostgreSQL", e))?;
             let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .execute(&mut conn)
                 .await;
@@ -122,9 +122,10 @@ impl PostgresStore {
                 // is not atomic, the loser gets a unique violation; the schema exists.
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
                 Err(e) => {
-                    return Err(Error::Unavailable(format!(
-                        "cannot create schema {schema}: {e}"
-                    )))
+                    return Err(Error::unavailable_from(
+                        format_args!("cannot create schema {schema}"),
+                        e,
+                    ))
                 }
             }
             connect = connect.options([("search_path", schema)]);
@@ -148,7 +149,7 @@ impl PostgresStore {
             })
             .connect_with(connect)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| Error::unavailable_from("cannot connect to PostgreSQL", e))?;
         Ok(PostgresStore {
             engine: engine::Engine::open(pool, options, &MIGRATOR).await?,
         })

@@ -81,7 +81,7 @@ impl SqliteStore {
     /// A store in memory with `options` (`max_connections` is ignored: always 1).
     pub async fn in_memory_with(options: SqlOptions) -> Result<Self> {
         let connect = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|e| Error::Unavailable(format!("sqlite: {e}")))?;
+            .map_err(|e| Error::unavailable_from("sqlite", e))?;
         Self::connect(connect, options, true).await
     }
 
@@ -114,7 +114,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(connect)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
+            .map_err(|e| Error::unavailable_from("cannot open the SQLite database", e))?;
         Ok(SqliteStore {
             engine: engine::Engine::open(pool, options, &MIGRATOR).await?,
         })
