@@ -67,9 +67,10 @@ use tracing::{debug, info, info_span, warn, Instrument};
 pub use cell_client::{CellClient, CellClientFactory, CellRegistry, Work};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::diego::DiegoStrategy;
 use crate::error::Error;
 use crate::results::CellWork;
+use crate::setters::with_setters;
+use crate::strategy::diego::DiegoStrategy;
 use crate::strategy::PlacementStrategy;
 use crate::work::AuctionBatch;
 use queue::{Origins, Queue, WorkKey};
@@ -79,6 +80,7 @@ const REPORT_CONCURRENCY: usize = 64;
 
 /// The auction runner's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunnerConfig {
     /// How long to gather requests once the first one arrives before running a round
     /// (default 50 ms; zero runs a round as soon as work is queued).
@@ -108,6 +110,14 @@ impl Default for RunnerConfig {
         }
     }
 }
+
+with_setters!(RunnerConfig {
+    with_batch_window => batch_window: Duration,
+    with_cell_state_timeout => cell_state_timeout: Duration,
+    with_cell_state_attempts => cell_state_attempts: u32,
+    with_perform_timeout => perform_timeout: Duration,
+    with_max_retries => max_retries: u32,
+});
 
 /// The auctioneer: a cheap handle (clone it freely) that queues the BBS's placement
 /// requests for the rounds run by [`AuctionRunnerBuilder::run`].
@@ -190,30 +200,35 @@ impl fmt::Debug for AuctionRunnerBuilder {
 
 impl AuctionRunnerBuilder {
     /// The placement strategy (default: [`DiegoStrategy::default`]).
+    #[must_use]
     pub fn strategy(mut self, strategy: impl PlacementStrategy + Send + 'static) -> Self {
         self.strategy = Box::new(strategy);
         self
     }
 
     /// All settings at once.
+    #[must_use]
     pub fn config(mut self, config: RunnerConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The batching window (see [`RunnerConfig::batch_window`]).
+    #[must_use]
     pub fn batch_window(mut self, window: Duration) -> Self {
         self.config.batch_window = window;
         self
     }
 
     /// The retry limit for refused work (see [`RunnerConfig::max_retries`]).
+    #[must_use]
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.config.max_retries = retries;
         self
     }
 
     /// The per-try state fetch timeout (see [`RunnerConfig::cell_state_timeout`]).
+    #[must_use]
     pub fn cell_state_timeout(mut self, timeout: Duration) -> Self {
         self.config.cell_state_timeout = timeout;
         self

@@ -4,6 +4,22 @@
 //! A strategy is pure and synchronous: no I/O, no clock, randomness only from a seeded
 //! generator it owns. It knows nothing of how cell states were fetched or how the work
 //! reaches the winners; the auction runner (or the simulator) does that around it.
+//!
+//! Every strategy of this crate lives here, one module each: Diego's auction
+//! ([`diego`]) and its rivals ([`first_fit`], [`best_fit`], [`spread`],
+//! [`power_of_two`], [`random`], [`kubernetes`]). All but Diego's index run the shared
+//! scan-based round (a private `round` module), which applies the rules every strategy
+//! shares ([`PlacementOptions`], the filters, the error texts) around the strategy's own
+//! choice of cell. A user's own strategy implements [`PlacementStrategy`] beside them.
+
+pub mod best_fit;
+pub mod diego;
+pub mod first_fit;
+pub mod kubernetes;
+pub mod power_of_two;
+pub mod random;
+mod round;
+pub mod spread;
 
 use std::sync::Arc;
 
@@ -11,6 +27,7 @@ use diego_core::CellState;
 use serde::{Deserialize, Serialize};
 
 use crate::results::AuctionResults;
+use crate::setters::with_setters;
 use crate::work::AuctionBatch;
 
 /// Decides where each piece of work of a batch runs.
@@ -43,6 +60,7 @@ impl<S: PlacementStrategy + ?Sized> PlacementStrategy for Box<S> {
 /// Rules every strategy of this crate applies around its own choice of cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PlacementOptions {
     /// Most containers starting at once across the cells of a round, counting the
     /// cells' own starting containers and the work placed so far (Diego's
@@ -67,3 +85,9 @@ impl Default for PlacementOptions {
         }
     }
 }
+
+with_setters!(PlacementOptions {
+    with_starting_container_count_maximum => starting_container_count_maximum: u32,
+    with_reserve_proxy_memory => reserve_proxy_memory: bool,
+    with_index0_after_tasks_quirk => index0_after_tasks_quirk: bool,
+});

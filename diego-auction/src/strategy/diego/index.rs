@@ -33,8 +33,8 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use rustc_hash::FxHashMap;
 
-use crate::diego::score::{lrp_base, lrp_score, resource_base, task_base, task_score, work_term};
-use crate::diego::{DiegoConfig, TieBreak};
+use super::score::{lrp_base, lrp_score, resource_base, task_base, task_score, work_term};
+use super::{DiegoConfig, TieBreak};
 use crate::error::{Error, Shortfall};
 use crate::filter::{filter_error, filter_reach, same_filter_signature, signature_id, FilterReach};
 

@@ -5,9 +5,9 @@
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use crate::diego::score::{lrp_base, lrp_score, resource_base, task_base, task_score, work_term};
-use crate::diego::{DiegoConfig, TieBreak};
-use crate::round::{CellSlot, Chooser, Job, Round};
+use super::score::{lrp_base, lrp_score, resource_base, task_base, task_score, work_term};
+use super::{DiegoConfig, TieBreak};
+use crate::strategy::round::{CellSlot, Chooser, Job, Round};
 
 /// Chooses as Diego's scheduler does, scanning every feasible cell.
 pub(crate) struct DiegoScan<'c> {

@@ -16,14 +16,16 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::round::{run_round, Chooser, Job, Round};
+use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::round::{run_round, Chooser, Job, Round};
-use crate::strategy::{PlacementOptions, PlacementStrategy};
+use crate::setters::with_setters;
 use crate::work::AuctionBatch;
 
 /// Parameters of [`KubernetesStrategy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct KubernetesConfig {
     /// Percentage of cells to find feasible before scoring (0 = kube-scheduler's adaptive
     /// default).
@@ -43,6 +45,12 @@ impl Default for KubernetesConfig {
         }
     }
 }
+
+with_setters!(KubernetesConfig {
+    with_percentage_of_nodes_to_score => percentage_of_nodes_to_score: u32,
+    with_min_feasible_nodes_to_find => min_feasible_nodes_to_find: u32,
+    with_seed => seed: u64,
+});
 
 impl KubernetesConfig {
     /// How many feasible cells to find among `cells` before scoring.

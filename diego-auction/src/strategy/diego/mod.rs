@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::results::{AuctionResults, FailedLrp, FailedTask, LrpPlacement, TaskPlacement};
-use crate::round::{fail_all, run_round};
+use crate::setters::with_setters;
+use crate::strategy::round::{fail_all, run_round};
 use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::{ordered_items, AuctionBatch, WorkItem};
 
@@ -54,6 +55,7 @@ pub enum TieBreak {
 /// Diego's auction parameters (defaults: Diego's).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct DiegoConfig {
     /// Score per container starting on the cell (Diego: 0.25).
     pub starting_container_weight: f64,
@@ -79,6 +81,14 @@ impl Default for DiegoConfig {
         }
     }
 }
+
+with_setters!(DiegoConfig {
+    with_starting_container_weight => starting_container_weight: f64,
+    with_bin_pack_first_fit_weight => bin_pack_first_fit_weight: f64,
+    with_options => options: PlacementOptions,
+    with_tie_break => tie_break: TieBreak,
+    with_seed => seed: u64,
+});
 
 #[derive(Debug)]
 enum Mode {

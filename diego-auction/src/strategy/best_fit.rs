@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use diego_core::CellState;
 
+use super::round::{run_round, Chooser, Job, Round};
+use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::round::{run_round, Chooser, Job, Round};
-use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::AuctionBatch;
 
 /// Best-fit bin packing (most allocated wins).

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use diego_core::{CellCapacity, CellState, PlacementConstraint, Resource};
 use rustc_hash::FxHashMap;
 
+use super::PlacementOptions;
 use crate::error::{Error, Shortfall};
 use crate::filter::{filter_error, filter_reach, signature_id, FilterReach};
 use crate::results::{AuctionResults, FailedLrp, FailedTask, LrpPlacement, TaskPlacement};
-use crate::strategy::PlacementOptions;
 use crate::work::{ordered_items, AuctionBatch, WorkItem};
 
 /// What a round knows of one cell, kept up to date as work is placed.

@@ -8,9 +8,9 @@ use diego_core::CellState;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::round::{run_round, Chooser, Job, Round};
+use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::round::{run_round, Chooser, Job, Round};
-use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::AuctionBatch;
 
 /// Uniformly random placement.

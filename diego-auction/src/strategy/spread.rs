@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use diego_core::CellState;
 
-use crate::best_fit::ByAllocation;
+use super::best_fit::ByAllocation;
+use super::round::run_round;
+use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::round::run_round;
-use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::AuctionBatch;
 
 /// Spread (least allocated wins).

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use diego_core::CellState;
 
+use super::round::{run_round, Chooser, Job, Round};
+use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::round::{run_round, Chooser, Job, Round};
-use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::AuctionBatch;
 
 /// First-fit bin packing.
