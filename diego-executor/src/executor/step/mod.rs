@@ -26,8 +26,8 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::download::Downloader;
-use crate::log_streamer::LogStreamer;
+use crate::executor::download::Downloader;
+use crate::executor::log_streamer::LogStreamer;
 
 /// Diego's text for a cancelled step.
 pub(crate) const CANCELLED: &str = "cancelled";

@@ -3,8 +3,8 @@
 //!
 //! It knows containers, ports and instance identities; it must not know Tasks or LRPs.
 
-use crate::container::PortMapping;
-use crate::run_request::RunRequest;
+use crate::executor::container::PortMapping;
+use crate::executor::run_request::RunRequest;
 
 /// The environment of every process of a container with these addresses and ports.
 ///
@@ -68,7 +68,7 @@ mod tests {
     use diego_core::EnvironmentVariable;
 
     use super::*;
-    use crate::run_request::InstanceIdentity;
+    use crate::executor::run_request::InstanceIdentity;
 
     fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
         env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())

@@ -19,7 +19,7 @@ pub use self::archive::ArchiveKind;
 pub use self::cache::{CacheLease, CacheStats, DownloadCache, Validators};
 use self::checksum::{verify, Hasher};
 pub use self::checksum::{Checksum, ChecksumAlgorithm};
-use crate::config::DownloadCacheConfig;
+use crate::executor::config::DownloadCacheConfig;
 
 /// What a download brought.
 enum Downloaded {

@@ -10,7 +10,7 @@ use diego_garden::{ExitStatus, ProcessLimits, ProcessSpec, Signal, OUT_OF_MEMORY
 use tokio_util::sync::CancellationToken;
 
 use super::{StepContext, StepError, StepResult};
-use crate::duration::go_duration;
+use crate::executor::duration::go_duration;
 
 /// Diego's text when a killed process still did not end.
 pub(crate) const PROCESS_DID_NOT_EXIT: &str = "process did not exit";

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use futures::Stream;
 use tokio::sync::broadcast;
 
-use crate::container::Container;
+use crate::executor::container::Container;
 
 /// Something that happened to a container, with its snapshot just after.
 #[derive(Clone, Debug, PartialEq, Eq)]

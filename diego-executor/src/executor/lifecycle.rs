@@ -13,14 +13,16 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::container::{PortMapping, RunResult};
-use crate::env::container_env;
+use crate::executor::container::{PortMapping, RunResult};
+use crate::executor::env::container_env;
+use crate::executor::health::{self, HealthContext, HealthPlan, HealthSignal};
+use crate::executor::log_streamer::LogStreamer;
+use crate::executor::result_file::{self, FAILED_TO_FETCH_RESULT};
+use crate::executor::run_request::RunRequest;
+use crate::executor::step::{
+    run_action, run_codependent_group, StepContext, StepError, StepResult,
+};
 use crate::executor::Inner;
-use crate::health::{self, HealthContext, HealthPlan, HealthSignal};
-use crate::log_streamer::LogStreamer;
-use crate::result_file::{self, FAILED_TO_FETCH_RESULT};
-use crate::run_request::RunRequest;
-use crate::step::{run_action, run_codependent_group, StepContext, StepError, StepResult};
 
 /// A created container, ready to run.
 pub(crate) struct Setup {
@@ -31,7 +33,7 @@ pub(crate) struct Setup {
     pub(crate) internal_ip: String,
     pub(crate) ports: Vec<PortMapping>,
     pub(crate) stop: CancellationToken,
-    pub(crate) metric_tags: crate::log_streamer::SharedTags,
+    pub(crate) metric_tags: crate::executor::log_streamer::SharedTags,
 }
 
 /// Runs the container to its end and says how it ended.

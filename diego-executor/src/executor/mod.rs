@@ -1,9 +1,30 @@
-//! The [`Executor`]: reserves containers against the cell's capacity, creates them in a
-//! [`ContainerBackend`], runs their action trees and health checks, publishes their
-//! events, and deletes them; start-up cleanup and the reaper keep it in step with the
-//! backend.
+//! The executor: the [`Executor`] reserves containers against the cell's capacity,
+//! creates them in a [`ContainerBackend`], runs their action trees and health checks,
+//! publishes their events, and deletes them; start-up cleanup and the reaper keep it in
+//! step with the backend.
+//!
+//! Its parts sit beside it, as in Diego's executor: the settings ([`config`]), the
+//! container records ([`container`]) and their [`event`]s, what a container runs
+//! ([`run_request`], [`env`]), the life of one container ([`lifecycle`]), the action
+//! tree's steps ([`step`]), the health checks ([`health`]), downloads and their cache
+//! ([`download`]), the log streamer ([`log_streamer`]), the result file
+//! ([`result_file`]) and Go-style durations in messages ([`duration`]). The crate root
+//! re-exports what users need of them.
 //!
 //! It knows containers and action trees; it must not know Tasks or LRPs (the rep does).
+
+pub(crate) mod config;
+pub(crate) mod container;
+pub(crate) mod download;
+pub(crate) mod duration;
+pub(crate) mod env;
+pub(crate) mod event;
+pub(crate) mod health;
+pub(crate) mod lifecycle;
+pub(crate) mod log_streamer;
+pub(crate) mod result_file;
+pub(crate) mod run_request;
+pub(crate) mod step;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,19 +37,18 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::ExecutorConfig;
-use crate::container::{
+use self::config::ExecutorConfig;
+use self::container::{
     AllocationFailure, AllocationRequest, Container, ContainerState, PortMapping, Resources,
     RunResult,
 };
-use crate::download::{CacheStats, Downloader};
+use self::download::{CacheStats, Downloader};
+use self::event::{ContainerEvent, ContainerEventStream};
+use self::health::{CheckProber, NetworkProber};
+use self::log_streamer::{LogStreamer, SharedTags};
+use self::run_request::RunRequest;
+use self::step::StepSettings;
 use crate::error::{Error, Result, GUID_NOT_AVAILABLE, GUID_NOT_SPECIFIED, INSUFFICIENT_RESOURCES};
-use crate::event::{self, ContainerEvent, ContainerEventStream};
-use crate::health::{CheckProber, NetworkProber};
-use crate::lifecycle;
-use crate::log_streamer::{LogStreamer, SharedTags};
-use crate::run_request::RunRequest;
-use crate::step::StepSettings;
 
 /// The property naming the executor that owns a backend container.
 pub const OWNER_PROPERTY: &str = "executor:owner";

@@ -6,8 +6,8 @@ use diego_core::UploadAction;
 use tokio_util::sync::CancellationToken;
 
 use super::{StepContext, StepError, StepResult};
-use crate::download::{describe_reqwest, first_file};
-use crate::duration::byte_size;
+use crate::executor::download::{describe_reqwest, first_file};
+use crate::executor::duration::byte_size;
 
 /// Largest file an upload step sends.
 const MAX_UPLOAD_BYTES: u64 = 1 << 32;

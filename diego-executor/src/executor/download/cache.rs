@@ -11,7 +11,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::checksum::sha256_hex;
-use crate::config::DownloadCacheConfig;
+use crate::executor::config::DownloadCacheConfig;
 
 /// Counters of a [`DownloadCache`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 
 use futures::StreamExt;
 
-use crate::config::MAX_RESULT_FILE_BYTES;
-use crate::download::first_file;
+use crate::executor::config::MAX_RESULT_FILE_BYTES;
+use crate::executor::download::first_file;
 
 /// Diego's text when the result file cannot be had.
 pub const FAILED_TO_FETCH_RESULT: &str = "failed to fetch result";

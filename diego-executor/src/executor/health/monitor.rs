@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{HealthContext, HealthSignal};
-use crate::duration::{go_duration, round_to_millis};
-use crate::step::{run_action, StepError};
+use crate::executor::duration::{go_duration, round_to_millis};
+use crate::executor::step::{run_action, StepError};
 
 pub(super) async fn run(
     action: &Action,

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::fake_prober::FakeBackendProber;
 pub use self::prober::{CheckProber, NetworkProber, ProbeFailure, ProbeTarget};
-use crate::container::PortMapping;
-use crate::log_streamer::LogStreamer;
-use crate::step::{StepContext, StepError};
+use crate::executor::container::PortMapping;
+use crate::executor::log_streamer::LogStreamer;
+use crate::executor::step::{StepContext, StepError};
 
 /// What a health run tells the executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

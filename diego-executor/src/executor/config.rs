@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::container::Resources;
+use crate::executor::container::Resources;
 
 /// Diego's limit on a result file: 51,200 bytes.
 pub const MAX_RESULT_FILE_BYTES: u64 = 51_200;

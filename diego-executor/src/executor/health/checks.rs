@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::prober::ProbeFailure;
 use super::{HealthContext, HealthSignal};
-use crate::duration::go_duration;
-use crate::log_streamer::LogStreamer;
-use crate::step::StepError;
+use crate::executor::duration::go_duration;
+use crate::executor::log_streamer::LogStreamer;
+use crate::executor::step::StepError;
 
 /// One check, resolved: what to probe and how often.
 struct Probe<'a> {

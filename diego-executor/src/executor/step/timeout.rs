@@ -9,7 +9,7 @@ use diego_core::Action;
 use tokio_util::sync::CancellationToken;
 
 use super::{run_action, StepContext, StepError, StepResult};
-use crate::duration::go_duration;
+use crate::executor::duration::go_duration;
 
 pub(super) async fn run(
     child: &Action,

@@ -9,8 +9,8 @@ use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{StepContext, StepError, StepResult};
-use crate::download::{ArchiveKind, Checksum, ChecksumAlgorithm, FetchError};
-use crate::duration::byte_size;
+use crate::executor::download::{ArchiveKind, Checksum, ChecksumAlgorithm, FetchError};
+use crate::executor::duration::byte_size;
 
 pub(super) async fn run(
     action: &DownloadAction,
