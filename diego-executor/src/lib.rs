@@ -60,7 +60,7 @@
 //! let mut request = RunRequest::new(
 //!     RunAction::new("/bin/sh", "vcap").with_args(["-c", "echo hello; exit 3"]),
 //! );
-//! request.log_config = LogConfig { guid: "job-1".into(), source_name: "TASK".into(), index: 0 };
+//! request.log_config = LogConfig::new("job-1").with_source_name("TASK");
 //! executor.run("job-1", request).await?;
 //!
 //! // Wait for it to complete.
@@ -135,6 +135,7 @@ pub mod http;
 #[cfg(feature = "local-cluster")]
 pub mod local_cluster;
 pub mod rep;
+mod setters;
 
 pub use crate::cluster::{Cluster, ClusterBuilder, RepTransport};
 pub use crate::error::{

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::executor::container::Resources;
+use crate::setters::setter;
 
 /// Diego's limit on a result file: 51,200 bytes.
 pub const MAX_RESULT_FILE_BYTES: u64 = 51_200;
 
 /// Settings of the shared download cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DownloadCacheConfig {
     /// Where cached files live (created when missing; emptied at start-up).
     pub dir: PathBuf,
@@ -19,8 +21,22 @@ pub struct DownloadCacheConfig {
     pub max_bytes: u64,
 }
 
+impl DownloadCacheConfig {
+    /// A cache in `dir` keeping at most `max_bytes`.
+    pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
+        DownloadCacheConfig {
+            dir: dir.into(),
+            max_bytes,
+        }
+    }
+
+    setter!(with_dir => dir: impl Into<PathBuf>);
+    setter!(with_max_bytes => max_bytes: u64);
+}
+
 /// The executor's settings.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ExecutorConfig {
     /// The cell's id, quoted in cell log lines (`"Cell <cell> creating container ..."`).
     pub cell_id: String,
@@ -73,4 +89,20 @@ impl Default for ExecutorConfig {
             event_buffer: 1024,
         }
     }
+}
+
+impl ExecutorConfig {
+    setter!(with_cell_id => cell_id: impl Into<String>);
+    setter!(with_owner_name => owner_name: impl Into<String>);
+    setter!(with_total_resources => total_resources: impl Into<Option<Resources>>);
+    setter!(with_reserved_expiration => reserved_expiration: Duration);
+    setter!(with_reap_interval => reap_interval: Duration);
+    setter!(with_graceful_shutdown_interval => graceful_shutdown_interval: Duration);
+    setter!(with_process_kill_wait => process_kill_wait: Duration);
+    setter!(with_unhealthy_monitoring_interval => unhealthy_monitoring_interval: Duration);
+    setter!(with_healthy_monitoring_interval => healthy_monitoring_interval: Duration);
+    setter!(with_apply_action_user => apply_action_user: bool);
+    setter!(with_download_cache => download_cache: impl Into<Option<DownloadCacheConfig>>);
+    setter!(with_temp_dir => temp_dir: Some(impl Into<PathBuf>));
+    setter!(with_event_buffer => event_buffer: usize);
 }

@@ -118,6 +118,7 @@ impl AllocationRequest {
     }
 
     /// Adds a tag.
+    #[must_use]
     pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.tags.insert(key.into(), value.into());
         self

@@ -77,6 +77,7 @@ impl LogStreamer {
 
     /// The same streamer, its lines carrying `tags` (as they are when each line is
     /// written).
+    #[must_use]
     pub fn with_tags(mut self, tags: SharedTags) -> LogStreamer {
         self.tags = tags;
         self

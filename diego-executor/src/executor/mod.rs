@@ -128,24 +128,28 @@ impl std::fmt::Debug for ExecutorBuilder {
 
 impl ExecutorBuilder {
     /// Sets the configuration (default: [`ExecutorConfig::default`]).
+    #[must_use]
     pub fn config(mut self, config: ExecutorConfig) -> Self {
         self.config = config;
         self
     }
 
     /// Sets the clock for log timestamps (default: [`TokioClock`]).
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Sets where container and cell log lines go (default: [`TracingLogSink`]).
+    #[must_use]
     pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
         self.log_sink = Some(sink);
         self
     }
 
     /// Sets how declarative checks reach containers (default: [`NetworkProber`]).
+    #[must_use]
     pub fn prober(mut self, prober: Arc<dyn CheckProber>) -> Self {
         self.prober = Some(prober);
         self

@@ -10,8 +10,11 @@ use diego_core::log_sink::LogLimit;
 use diego_core::{Action, CheckDefinition, EnvironmentVariable, LogTags};
 use serde::{Deserialize, Serialize};
 
+use crate::setters::setter;
+
 /// Where a container's log lines go and how they are labelled.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LogConfig {
     /// The source id of every line (the app's or task's log guid).
     pub guid: String,
@@ -19,6 +22,20 @@ pub struct LogConfig {
     pub source_name: String,
     /// The instance index in every line.
     pub index: i32,
+}
+
+impl LogConfig {
+    /// Lines with source id `guid`, the default source type and index 0.
+    pub fn new(guid: impl Into<String>) -> Self {
+        LogConfig {
+            guid: guid.into(),
+            ..LogConfig::default()
+        }
+    }
+
+    setter!(with_guid => guid: impl Into<String>);
+    setter!(with_source_name => source_name: impl Into<String>);
+    setter!(with_index => index: i32);
 }
 
 /// The identity of an instance, exported to its processes as `INSTANCE_GUID`,
