@@ -69,7 +69,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::Error;
 use crate::results::CellWork;
-use crate::setters::with_setters;
+use crate::setters::setter;
 use crate::strategy::diego::DiegoStrategy;
 use crate::strategy::PlacementStrategy;
 use crate::work::AuctionBatch;
@@ -111,13 +111,13 @@ impl Default for RunnerConfig {
     }
 }
 
-with_setters!(RunnerConfig {
-    with_batch_window => batch_window: Duration,
-    with_cell_state_timeout => cell_state_timeout: Duration,
-    with_cell_state_attempts => cell_state_attempts: u32,
-    with_perform_timeout => perform_timeout: Duration,
-    with_max_retries => max_retries: u32,
-});
+impl RunnerConfig {
+    setter!(with_batch_window => batch_window: Duration);
+    setter!(with_cell_state_timeout => cell_state_timeout: Duration);
+    setter!(with_cell_state_attempts => cell_state_attempts: u32);
+    setter!(with_perform_timeout => perform_timeout: Duration);
+    setter!(with_max_retries => max_retries: u32);
+}
 
 /// The auctioneer: a cheap handle (clone it freely) that queues the BBS's placement
 /// requests for the rounds run by [`AuctionRunnerBuilder::run`].

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::round::{run_round, Chooser, Job, Round};
 use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::setters::with_setters;
+use crate::setters::setter;
 use crate::work::AuctionBatch;
 
 /// Parameters of [`KubernetesStrategy`].
@@ -46,13 +46,11 @@ impl Default for KubernetesConfig {
     }
 }
 
-with_setters!(KubernetesConfig {
-    with_percentage_of_nodes_to_score => percentage_of_nodes_to_score: u32,
-    with_min_feasible_nodes_to_find => min_feasible_nodes_to_find: u32,
-    with_seed => seed: u64,
-});
-
 impl KubernetesConfig {
+    setter!(with_percentage_of_nodes_to_score => percentage_of_nodes_to_score: u32);
+    setter!(with_min_feasible_nodes_to_find => min_feasible_nodes_to_find: u32);
+    setter!(with_seed => seed: u64);
+
     /// How many feasible cells to find among `cells` before scoring.
     pub fn feasible_to_find(&self, cells: usize) -> usize {
         let min = self.min_feasible_nodes_to_find as usize;

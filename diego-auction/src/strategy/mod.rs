@@ -27,7 +27,7 @@ use diego_core::CellState;
 use serde::{Deserialize, Serialize};
 
 use crate::results::AuctionResults;
-use crate::setters::with_setters;
+use crate::setters::setter;
 use crate::work::AuctionBatch;
 
 /// Decides where each piece of work of a batch runs.
@@ -86,8 +86,8 @@ impl Default for PlacementOptions {
     }
 }
 
-with_setters!(PlacementOptions {
-    with_starting_container_count_maximum => starting_container_count_maximum: u32,
-    with_reserve_proxy_memory => reserve_proxy_memory: bool,
-    with_index0_after_tasks_quirk => index0_after_tasks_quirk: bool,
-});
+impl PlacementOptions {
+    setter!(with_starting_container_count_maximum => starting_container_count_maximum: u32);
+    setter!(with_reserve_proxy_memory => reserve_proxy_memory: bool);
+    setter!(with_index0_after_tasks_quirk => index0_after_tasks_quirk: bool);
+}

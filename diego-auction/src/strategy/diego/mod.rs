@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::results::{AuctionResults, FailedLrp, FailedTask, LrpPlacement, TaskPlacement};
-use crate::setters::with_setters;
+use crate::setters::setter;
 use crate::strategy::round::{fail_all, run_round};
 use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::{ordered_items, AuctionBatch, WorkItem};
@@ -82,13 +82,13 @@ impl Default for DiegoConfig {
     }
 }
 
-with_setters!(DiegoConfig {
-    with_starting_container_weight => starting_container_weight: f64,
-    with_bin_pack_first_fit_weight => bin_pack_first_fit_weight: f64,
-    with_options => options: PlacementOptions,
-    with_tie_break => tie_break: TieBreak,
-    with_seed => seed: u64,
-});
+impl DiegoConfig {
+    setter!(with_starting_container_weight => starting_container_weight: f64);
+    setter!(with_bin_pack_first_fit_weight => bin_pack_first_fit_weight: f64);
+    setter!(with_options => options: PlacementOptions);
+    setter!(with_tie_break => tie_break: TieBreak);
+    setter!(with_seed => seed: u64);
+}
 
 #[derive(Debug)]
 enum Mode {
