@@ -53,15 +53,15 @@ fn main() -> anyhow::Result<()> {
                 .then(FakeStep::Exit(1))
         });
         let executor = Executor::builder(Arc::new(backend))
-            .config(ExecutorConfig {
-                cell_id: "cell-1".into(),
-                total_resources: Some(Resources {
-                    memory_mb: 4096,
-                    disk_mb: 8192,
-                    containers: 64,
-                }),
-                ..ExecutorConfig::default()
-            })
+            .config(
+                ExecutorConfig::default()
+                    .with_cell_id("cell-1")
+                    .with_total_resources(Resources {
+                        memory_mb: 4096,
+                        disk_mb: 8192,
+                        containers: 64,
+                    }),
+            )
             .build()
             .await?;
         let rep = Rep::new(api.clone(), executor, RepConfig::new("cell-1"));

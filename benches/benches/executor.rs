@@ -26,14 +26,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn executor() -> Executor {
-    let config = ExecutorConfig {
-        total_resources: Some(Resources {
-            memory_mb: 1 << 20,
-            disk_mb: 1 << 20,
-            containers: 10_000,
-        }),
-        ..ExecutorConfig::default()
-    };
+    let config = ExecutorConfig::default().with_total_resources(Resources {
+        memory_mb: 1 << 20,
+        disk_mb: 1 << 20,
+        containers: 10_000,
+    });
     match Executor::builder(Arc::new(FakeBackend::new()))
         .config(config)
         .log_sink(Arc::new(NullLogSink))

@@ -14,7 +14,7 @@ use diego_core::prelude::*;
 use diego_core::store::ActualLrpFilter;
 use diego_core::{ActualLrpState, Check, CheckDefinition, DesiredLrp, Presence, RunAction};
 use diego_executor::cluster::BackendFactory;
-use diego_executor::{Cluster, ExecutorConfig, Resources};
+use diego_executor::{Cluster, Resources};
 use diego_garden::{ContainerBackend, FakeBackend, FakeScript, FakeStep, ProcessBackend};
 
 async fn count_running(c: &Cluster) -> anyhow::Result<usize> {
@@ -111,10 +111,7 @@ async fn process_cluster(dir: &std::path::Path, cells: usize) -> anyhow::Result<
     });
     Ok(Cluster::builder(factory)
         .cells(cells)
-        .executor_config(|c| ExecutorConfig {
-            apply_action_user: false,
-            ..c
-        })
+        .executor_config(|c| c.with_apply_action_user(false))
         .start()
         .await?)
 }

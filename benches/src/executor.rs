@@ -23,15 +23,13 @@ use futures::StreamExt;
 use crate::print_figure;
 
 async fn executor(backend: Arc<dyn ContainerBackend>) -> anyhow::Result<Executor> {
-    let config = ExecutorConfig {
-        total_resources: Some(Resources {
+    let config = ExecutorConfig::default()
+        .with_total_resources(Resources {
             memory_mb: 1 << 20,
             disk_mb: 1 << 20,
             containers: 100_000,
-        }),
-        apply_action_user: false,
-        ..ExecutorConfig::default()
-    };
+        })
+        .with_apply_action_user(false);
     Ok(Executor::builder(backend)
         .config(config)
         .log_sink(Arc::new(NullLogSink))

@@ -1,8 +1,10 @@
 //! The crate's error type: why work could not be placed (with Diego's exact texts, which
-//! clients match on) and what went wrong in the simulator.
+//! clients match on) and why the auction runner could not reach a cell.
+//!
+//! It knows placement and cells only; the simulator's file and scenario errors are its
+//! own (`sim::SimError`, feature `sim`).
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -85,8 +87,8 @@ fn placement_tags_text(tags: &[String]) -> String {
     }
 }
 
-/// Errors of diego-auction: the placement error of one piece of work, or a simulator
-/// failure.
+/// Errors of diego-auction: the placement error of one piece of work, or a cell the
+/// auction runner could not reach.
 ///
 /// Placement errors display Diego's exact texts (`"insufficient resources: memory"`);
 /// the auctioneer reports them through `fail_actual_lrp` / `reject_task`.
@@ -129,36 +131,11 @@ pub enum Error {
     /// The auction reached `starting_container_count_maximum` containers starting.
     #[error("waiting to start instance: reached in-flight start limit")]
     InFlightLimit,
-    /// A simulator scenario is malformed.
-    #[error("invalid scenario {scenario}: {reason}")]
-    InvalidScenario {
-        /// The scenario's name or file.
-        scenario: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Reading or writing a simulator file failed.
-    #[error("cannot access {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The operating system's error.
-        #[source]
-        source: Arc<std::io::Error>,
-    },
-    /// Drawing a simulator chart failed.
-    #[error("cannot draw chart {path}: {reason}")]
-    Chart {
-        /// The chart file.
-        path: String,
-        /// The drawing library's message.
-        reason: String,
-    },
 }
 
 impl Error {
-    /// Whether this is the placement error of a piece of work (as opposed to a
-    /// simulator error).
+    /// Whether this is the placement error of a piece of work (as opposed to a cell
+    /// that could not be reached).
     pub fn is_placement_error(&self) -> bool {
         matches!(
             self,

@@ -77,36 +77,35 @@
 //!
 //! Every strategy applies the same filters (rootfs, volume drivers, placement tags),
 //! capacity checks, in-flight limit, batch order and error texts ([`PlacementOptions`]).
+//! They live in [`strategy`], one module each, beside the [`PlacementStrategy`] trait;
+//! the crate root re-exports each one's types.
+//!
+//! Settings structs ([`DiegoConfig`], [`KubernetesConfig`], [`PlacementOptions`],
+//! [`RunnerConfig`]) may gain fields: build them from `Default` with their `with_*`
+//! setters (`DiegoConfig::default().with_seed(7)`).
 
-pub mod best_fit;
-pub mod diego;
 pub mod error;
 pub mod filter;
-pub mod first_fit;
-pub mod kubernetes;
-pub mod power_of_two;
-pub mod random;
 pub mod results;
-mod round;
 pub mod runner;
+mod setters;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod spread;
 pub mod strategy;
 pub mod work;
 
-pub use best_fit::BestFitStrategy;
-pub use diego::{DiegoConfig, DiegoStrategy, TieBreak};
 pub use error::{Error, Result, Shortfall};
-pub use first_fit::FirstFitStrategy;
-pub use kubernetes::{KubernetesConfig, KubernetesStrategy};
-pub use power_of_two::PowerOfTwoStrategy;
-pub use random::RandomStrategy;
 pub use results::{AuctionResults, CellWork, FailedLrp, FailedTask, LrpPlacement, TaskPlacement};
 pub use runner::{
     AuctionRunner, AuctionRunnerBuilder, CellClient, CellClientFactory, CellRegistry, RunnerConfig,
     Work,
 };
-pub use spread::SpreadStrategy;
+pub use strategy::best_fit::BestFitStrategy;
+pub use strategy::diego::{DiegoConfig, DiegoStrategy, TieBreak};
+pub use strategy::first_fit::FirstFitStrategy;
+pub use strategy::kubernetes::{KubernetesConfig, KubernetesStrategy};
+pub use strategy::power_of_two::PowerOfTwoStrategy;
+pub use strategy::random::RandomStrategy;
+pub use strategy::spread::SpreadStrategy;
 pub use strategy::{PlacementOptions, PlacementStrategy};
 pub use work::AuctionBatch;

@@ -28,12 +28,14 @@ impl AuctionBatch {
     }
 
     /// Adds an LRP start request.
+    #[must_use]
     pub fn with_lrp(mut self, request: LrpStartRequest) -> Self {
         self.lrps.push(request);
         self
     }
 
     /// Adds a Task start request.
+    #[must_use]
     pub fn with_task(mut self, request: TaskStartRequest) -> Self {
         self.tasks.push(request);
         self

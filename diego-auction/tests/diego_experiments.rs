@@ -208,11 +208,9 @@ fn boulders_before_pebbles_when_memory_is_low() {
 #[test]
 fn bin_pack_first_fit_favours_lower_cells_and_balances_zones() {
     for w in [0.25, 0.5, 0.75] {
-        let cfg = DiegoConfig {
-            bin_pack_first_fit_weight: w,
-            starting_container_weight: 0.5,
-            ..Default::default()
-        };
+        let cfg = DiegoConfig::default()
+            .with_bin_pack_first_fit_weight(w)
+            .with_starting_container_weight(0.5);
         let mut cluster = diego_sim_cells(20);
         let batch = batch_of(unique_apps("app", 200, 1));
         let r = cluster.run(&mut DiegoStrategy::new(cfg), &batch);

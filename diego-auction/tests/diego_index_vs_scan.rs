@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use diego_auction::diego::lrp_score;
+use diego_auction::strategy::diego::lrp_score;
 use diego_auction::{AuctionBatch, AuctionResults, DiegoConfig, DiegoStrategy, PlacementStrategy};
 use diego_core::models::cell::{LrpFingerprints, LrpLineage};
 use diego_core::{CellState, LrpStartRequest};
@@ -237,11 +237,9 @@ proptest! {
         starting_weight in prop::sample::select(vec![0.0, 0.25, 1.0]),
         bin_pack in prop::sample::select(vec![0.0, 0.0, 0.1]),
     ) {
-        let config = DiegoConfig {
-            starting_container_weight: starting_weight,
-            bin_pack_first_fit_weight: bin_pack,
-            ..Default::default()
-        };
+        let config = DiegoConfig::default()
+            .with_starting_container_weight(starting_weight)
+            .with_bin_pack_first_fit_weight(bin_pack);
         let mut cluster = build_cells(&specs);
         let mut diego = DiegoStrategy::new(config);
 

@@ -11,10 +11,7 @@ use diego_auction::{
 };
 
 fn all(options: PlacementOptions) -> Vec<Box<dyn PlacementStrategy>> {
-    let diego = DiegoConfig {
-        options,
-        ..Default::default()
-    };
+    let diego = DiegoConfig::default().with_options(options);
     vec![
         Box::new(DiegoStrategy::new(diego)),
         Box::new(DiegoStrategy::plain_scan(diego)),
@@ -167,10 +164,7 @@ fn proxy_memory_is_reserved_unless_the_go_quirk_is_asked_for() {
             s.name()
         );
     }
-    let quirk = PlacementOptions {
-        reserve_proxy_memory: false,
-        ..Default::default()
-    };
+    let quirk = PlacementOptions::default().with_reserve_proxy_memory(false);
     for mut s in all(quirk) {
         assert_eq!(
             s.place(&cluster.cells, &batch).lrps.len(),
@@ -186,10 +180,7 @@ fn in_flight_limit_counts_starting_containers_and_placements() {
     let mut a = cell("a", "z1", 1000, 1000, 100);
     a.starting_container_count = 2;
     let cluster = Cluster::from_cells(vec![a, cell("b", "z2", 1000, 1000, 100)]);
-    let options = PlacementOptions {
-        starting_container_count_maximum: 5,
-        ..Default::default()
-    };
+    let options = PlacementOptions::default().with_starting_container_count_maximum(5);
     let batch = AuctionBatch::new()
         .with_lrp(lrp("x", (0..4).collect(), 1))
         .with_task(task("t", 1));
@@ -287,11 +278,9 @@ fn random_tie_break_is_seeded() {
     );
     let batch = AuctionBatch::new().with_lrp(lrp("x", vec![0], 1));
     let pick = |seed| {
-        let cfg = DiegoConfig {
-            tie_break: diego_auction::TieBreak::Random,
-            seed,
-            ..Default::default()
-        };
+        let cfg = DiegoConfig::default()
+            .with_tie_break(diego_auction::TieBreak::Random)
+            .with_seed(seed);
         DiegoStrategy::new(cfg).place(&cluster.cells, &batch).lrps[0].cell
     };
     assert_eq!(pick(5), pick(5));

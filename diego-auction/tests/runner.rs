@@ -202,13 +202,12 @@ struct Harness {
 }
 
 fn config() -> RunnerConfig {
-    RunnerConfig {
-        batch_window: Duration::from_millis(100),
-        cell_state_timeout: Duration::from_secs(1),
-        cell_state_attempts: 4,
-        perform_timeout: Duration::from_secs(10),
-        max_retries: 2,
-    }
+    RunnerConfig::default()
+        .with_batch_window(Duration::from_millis(100))
+        .with_cell_state_timeout(Duration::from_secs(1))
+        .with_cell_state_attempts(4)
+        .with_perform_timeout(Duration::from_secs(10))
+        .with_max_retries(2)
 }
 
 async fn start(cells: &[Arc<FakeCell>], config: RunnerConfig) -> Harness {
@@ -453,14 +452,7 @@ async fn work_refused_up_to_the_limit_is_reported_with_the_refusing_cells() {
         FakeCell::new("cell-b", 4096, refuser()),
         FakeCell::new("cell-c", 4096, Behaviour::default()),
     ];
-    let h = start(
-        &cells,
-        RunnerConfig {
-            max_retries: 1,
-            ..config()
-        },
-    )
-    .await;
+    let h = start(&cells, config().with_max_retries(1)).await;
     h.desire_lrp("web", 1, 256, ROOTFS).await;
     sleep(Duration::from_secs(1)).await;
     let expected = Error::RefusedByCells {
@@ -510,14 +502,7 @@ async fn retry_limit_zero_reports_the_first_refusal() {
         ),
         FakeCell::new("cell-b", 4096, Behaviour::default()),
     ];
-    let h = start(
-        &cells,
-        RunnerConfig {
-            max_retries: 0,
-            ..config()
-        },
-    )
-    .await;
+    let h = start(&cells, config().with_max_retries(0)).await;
     h.desire_lrp("web", 1, 256, ROOTFS).await;
     sleep(Duration::from_secs(1)).await;
     assert!(cells[1].performed().is_empty());
@@ -590,14 +575,7 @@ async fn evacuating_and_impostor_cells_are_left_out() {
 #[tokio::test(start_paused = true)]
 async fn batching_window_is_respected_and_requests_deduplicated() {
     let cells = [FakeCell::new("cell-a", 100_000, Behaviour::default())];
-    let h = start(
-        &cells,
-        RunnerConfig {
-            batch_window: Duration::from_secs(1),
-            ..config()
-        },
-    )
-    .await;
+    let h = start(&cells, config().with_batch_window(Duration::from_secs(1))).await;
     let t0 = Instant::now();
     h.desire_lrp("web", 1, 64, ROOTFS).await;
     sleep(Duration::from_millis(500)).await;
@@ -686,14 +664,7 @@ async fn cancellation_lets_the_round_in_flight_finish() {
 #[tokio::test(start_paused = true)]
 async fn cancellation_during_the_window_drops_queued_work() {
     let cells = [FakeCell::new("cell-a", 4096, Behaviour::default())];
-    let h = start(
-        &cells,
-        RunnerConfig {
-            batch_window: Duration::from_secs(10),
-            ..config()
-        },
-    )
-    .await;
+    let h = start(&cells, config().with_batch_window(Duration::from_secs(10))).await;
     h.desire_lrp("web", 1, 64, ROOTFS).await;
     sleep(Duration::from_secs(1)).await;
     let runner = h.runner.clone();

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use diego_auction::{AuctionRunner, CellClientFactory, RunnerConfig};
-use diego_core::convergence::{ConvergenceConfig, Converger};
-use diego_core::lock::Lock;
-use diego_core::log_sink::LogSink;
+use diego_core::Lock;
+use diego_core::LogSink;
 use diego_core::{
     Bbs, BbsApi, BbsConfig, CellId, Clock, MemoryStore, RepClient, Store, SystemClock,
 };
+use diego_core::{ConvergenceConfig, Converger};
 use diego_garden::ContainerBackend;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
@@ -73,6 +73,7 @@ impl std::fmt::Debug for ClusterBuilder {
 
 impl ClusterBuilder {
     /// The store (default: a new [`MemoryStore`]).
+    #[must_use]
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = store;
         self
@@ -86,66 +87,77 @@ impl ClusterBuilder {
     }
 
     /// The clock (default: the system clock).
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
     /// How the auctioneer and the BBS reach the cells (default: in-process calls).
+    #[must_use]
     pub fn rep_transport(mut self, transport: RepTransport) -> Self {
         self.transport = transport;
         self
     }
 
     /// How many cells start with the cluster (default 2).
+    #[must_use]
     pub fn cells(mut self, n: usize) -> Self {
         self.cells = n;
         self
     }
 
     /// Each cell's resources (default 16 GiB memory, 64 GiB disk, 256 containers).
+    #[must_use]
     pub fn cell_resources(mut self, r: Resources) -> Self {
         self.cell_resources = r;
         self
     }
 
     /// How health checks are probed on each cell.
+    #[must_use]
     pub fn prober(mut self, prober: ProberFactory) -> Self {
         self.prober = Some(prober);
         self
     }
 
     /// How task completion callbacks are delivered (default: HTTP with a 10 s timeout).
+    #[must_use]
     pub fn completion_callback(mut self, cb: Arc<dyn diego_core::CompletionCallback>) -> Self {
         self.callback = Some(cb);
         self
     }
 
     /// Where container logs go.
+    #[must_use]
     pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
         self.log_sink = Some(sink);
         self
     }
 
     /// BBS settings.
+    #[must_use]
     pub fn bbs_config(mut self, c: BbsConfig) -> Self {
         self.bbs = c;
         self
     }
 
     /// Convergence settings.
+    #[must_use]
     pub fn convergence_config(mut self, c: ConvergenceConfig) -> Self {
         self.convergence = c;
         self
     }
 
     /// Auction runner settings.
+    #[must_use]
     pub fn runner_config(mut self, c: RunnerConfig) -> Self {
         self.runner = c;
         self
     }
 
     /// Adjusts each cell's rep settings (its defaults come from [`RepConfig::new`]).
+    #[must_use]
     pub fn rep_config(
         mut self,
         f: impl Fn(RepConfig) -> RepConfig + Send + Sync + 'static,
@@ -155,6 +167,7 @@ impl ClusterBuilder {
     }
 
     /// Adjusts each cell's executor settings.
+    #[must_use]
     pub fn executor_config(
         mut self,
         f: impl Fn(ExecutorConfig) -> ExecutorConfig + Send + Sync + 'static,

@@ -1,11 +1,34 @@
 //! # diego-executor
 //!
-//! The cell side of diego-rs. The **executor** reserves containers against the cell's
-//! capacity, creates them in any [`ContainerBackend`](diego_garden::ContainerBackend),
-//! runs their action trees (every `Action` of `diego-core`, with Diego's exact failure
-//! texts) and health checks, streams their logs to a [`LogSink`](diego_core::LogSink),
-//! and publishes container events. It knows containers and action trees; Tasks and LRPs
-//! are the rep's business.
+//! Diego's **cell**: the rep and the executor, the two agents every cell of a Diego
+//! runs. The **rep** ([`Rep`], [`rep`]) is the cell's agent towards the BBS and the
+//! auction: it registers the cell's presence, answers the auction's `state` and
+//! `perform`, claims and starts the work it won, and reports what its containers do.
+//! The **executor** ([`Executor`]) reserves containers against the cell's capacity,
+//! creates them in any [`ContainerBackend`](diego_garden::ContainerBackend), runs their
+//! action trees (every `Action` of `diego-core`, with Diego's exact failure texts) and
+//! health checks, streams their logs to a [`LogSink`](diego_core::LogSink), and
+//! publishes container events. The executor knows containers and action trees; Tasks
+//! and LRPs are the rep's business.
+//!
+//! This crate is also where the parts are composed, since it is the only one that sees
+//! them all:
+//!
+//! - [`Cluster`] ([`cluster`]): a whole Diego in one process (BBS, auction runner,
+//!   converger, N cells); `local_cluster` (feature `local-cluster`) the README's
+//!   local cluster behind the BBS HTTP API and the router.
+//! - `http` (feature `http`): the rep's HTTP API and its clients, for cells in other
+//!   processes.
+//! - The `diego` command line (`src/bin/diego.rs`, feature `cli`): a client of a BBS's
+//!   HTTP API, like Diego's cfdot.
+//! - The daemons of a multi-machine deployment, `diego bbs` (BBS, auctioneer and
+//!   converger behind the leader lock) and `diego cell` (a rep and an executor
+//!   registered with the BBS): subcommands of the same binary over `daemon`
+//!   (`src/daemon/`, feature `daemon`).
+//!
+//! Inside, the executor's parts live under `src/executor/` (steps, health checks,
+//! downloads, the container lifecycle, its settings), the rep's under `src/rep/`; the
+//! crate root re-exports what users need of both.
 //!
 //! ## Quick start
 //!
@@ -37,7 +60,7 @@
 //! let mut request = RunRequest::new(
 //!     RunAction::new("/bin/sh", "vcap").with_args(["-c", "echo hello; exit 3"]),
 //! );
-//! request.log_config = LogConfig { guid: "job-1".into(), source_name: "TASK".into(), index: 0 };
+//! request.log_config = LogConfig::new("job-1").with_source_name("TASK");
 //! executor.run("job-1", request).await?;
 //!
 //! // Wait for it to complete.
@@ -57,7 +80,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## The parts
+//! ## The executor's parts
 //!
 //! - [`Executor`]: allocation, the container lifecycle (reserved → initializing →
 //!   created → running → completed), events, delete, start-up cleanup and the reaper.
@@ -103,54 +126,47 @@
 //! create → run a real `/bin/true` → complete → delete, 4 at a time).
 
 pub mod cluster;
-mod config;
-mod container;
 #[cfg(feature = "daemon")]
 pub mod daemon;
-mod download;
-mod duration;
-mod env;
 mod error;
-mod event;
 mod executor;
-mod health;
 #[cfg(feature = "http")]
 pub mod http;
-mod lifecycle;
 #[cfg(feature = "local-cluster")]
 pub mod local_cluster;
-mod log_streamer;
 pub mod rep;
-mod result_file;
-mod run_request;
-mod step;
+mod setters;
 
 pub use crate::cluster::{Cluster, ClusterBuilder, RepTransport};
-pub use crate::config::{DownloadCacheConfig, ExecutorConfig, MAX_RESULT_FILE_BYTES};
-pub use crate::container::{
-    AllocationFailure, AllocationRequest, Container, ContainerResource, ContainerState,
-    PortMapping, Resources, RunResult, Tags,
-};
-pub use crate::download::{
-    ArchiveKind, CacheLease, CacheStats, Checksum, ChecksumAlgorithm, DownloadCache, Downloader,
-    Validators,
-};
-pub use crate::duration::{byte_size, go_duration};
-pub use crate::env::container_env;
 pub use crate::error::{
     Error, Result, GUID_NOT_AVAILABLE, GUID_NOT_SPECIFIED, INSUFFICIENT_RESOURCES,
 };
-pub use crate::event::{ContainerEvent, ContainerEventStream};
+pub use crate::executor::config::{DownloadCacheConfig, ExecutorConfig, MAX_RESULT_FILE_BYTES};
+pub use crate::executor::container::{
+    AllocationFailure, AllocationRequest, Container, ContainerResource, ContainerState,
+    PortMapping, Resources, RunResult, Tags,
+};
+pub use crate::executor::download::{
+    ArchiveKind, CacheLease, CacheStats, Checksum, ChecksumAlgorithm, DownloadCache, Downloader,
+    Validators,
+};
+pub use crate::executor::duration::{byte_size, go_duration};
+pub use crate::executor::env::container_env;
+pub use crate::executor::event::{ContainerEvent, ContainerEventStream};
+pub use crate::executor::health::{
+    CheckProber, FakeBackendProber, NetworkProber, ProbeFailure, ProbeTarget,
+};
+pub use crate::executor::log_streamer::{
+    LogStreamer, SharedTags, DEFAULT_SOURCE_TYPE, MAX_LINE_BYTES,
+};
+pub use crate::executor::result_file::FAILED_TO_FETCH_RESULT;
+pub use crate::executor::run_request::{InstanceIdentity, LogConfig, RunRequest};
+pub use crate::executor::step::CODEPENDENT_STEP_EXITED;
 pub use crate::executor::{
     Executor, ExecutorBuilder, TaggedContainerMetrics, EXPIRED_CONTAINER, MISSING_GARDEN_CONTAINER,
     OWNER_PROPERTY, STOPPED_BEFORE_RUNNING, TAG_PROPERTY_PREFIX,
 };
-pub use crate::health::{CheckProber, FakeBackendProber, NetworkProber, ProbeFailure, ProbeTarget};
-pub use crate::log_streamer::{LogStreamer, SharedTags, DEFAULT_SOURCE_TYPE, MAX_LINE_BYTES};
 pub use crate::rep::{LocalCellClient, LocalReps, Rep, RepConfig};
-pub use crate::result_file::FAILED_TO_FETCH_RESULT;
-pub use crate::run_request::{InstanceIdentity, LogConfig, RunRequest};
-pub use crate::step::CODEPENDENT_STEP_EXITED;
 
 /// The fixture app (feature `fixture-app`).
 #[cfg(feature = "fixture-app")]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use diego_core::store::ActualLrpFilter;
 use diego_core::*;
 use diego_executor::cluster::BackendFactory;
-use diego_executor::{Cluster, ExecutorConfig};
+use diego_executor::Cluster;
 use diego_garden::{ContainerBackend, ProcessBackend};
 
 /// How long a test waits for what it expects.
@@ -28,10 +28,7 @@ async fn cluster(name: &str) -> (Cluster, std::path::PathBuf) {
     });
     let c = Cluster::builder(factory)
         .cells(2)
-        .executor_config(|c| ExecutorConfig {
-            apply_action_user: false,
-            ..c
-        })
+        .executor_config(|c| c.with_apply_action_user(false))
         .start()
         .await
         .unwrap();
@@ -175,19 +172,15 @@ async fn quick_cluster(name: &str, cells: usize) -> (Cluster, std::path::PathBuf
     });
     let c = Cluster::builder(factory)
         .cells(cells)
-        .executor_config(|c| ExecutorConfig {
-            apply_action_user: false,
-            ..c
-        })
+        .executor_config(|c| c.with_apply_action_user(false))
         .bbs_config(BbsConfig::default().with_cell_presence_ttl(Duration::from_secs(3)))
         .convergence_config(
-            diego_core::convergence::ConvergenceConfig::default()
+            diego_core::ConvergenceConfig::default()
                 .with_convergence_interval(Duration::from_secs(2)),
         )
-        .rep_config(|r| diego_executor::RepConfig {
-            presence_renew_interval: Duration::from_secs(1),
-            evacuation_polling_interval: Duration::from_millis(200),
-            ..r
+        .rep_config(|r| {
+            r.with_presence_renew_interval(Duration::from_secs(1))
+                .with_evacuation_polling_interval(Duration::from_millis(200))
         })
         .start()
         .await

@@ -83,13 +83,11 @@ async fn a_cluster_over_mutual_tls_runs_an_lrp() {
     let bbs_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bbs_addr = bbs_listener.local_addr().unwrap();
     let bbs_url = format!("https://127.0.0.1:{}", bbs_addr.port());
-    let bbs_config = BbsServerConfig {
-        listen_address: bbs_addr,
-        tls: Some(pki.server("bbs")),
-        rep_client_tls: Some(pki.client("bbs-to-rep")),
-        convergence_interval_ms: 1_000,
-        ..Default::default()
-    };
+    let bbs_config = BbsServerConfig::default()
+        .with_listen_address(bbs_addr)
+        .with_tls(pki.server("bbs"))
+        .with_rep_client_tls(pki.client("bbs-to-rep"))
+        .with_convergence_interval_ms(1_000);
     let opened = open_store(&bbs_config.store).await.unwrap();
     let bbs = tokio::spawn(run_bbs_on(
         bbs_config,
@@ -101,17 +99,15 @@ async fn a_cluster_over_mutual_tls_runs_an_lrp() {
 
     let cell_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cell_addr = cell_listener.local_addr().unwrap();
-    let cell_config = CellServerConfig {
-        cell_id: "tls-cell".into(),
-        bbs_urls: vec![bbs_url.clone()],
-        listen_address: cell_addr,
-        backend: BackendKind::Fake,
-        work_dir: dir.join("cells"),
-        tls: Some(pki.server("rep")),
-        bbs_client_tls: Some(pki.client("rep-to-bbs")),
-        presence_renew_interval_ms: 1_000,
-        ..Default::default()
-    };
+    let cell_config = CellServerConfig::default()
+        .with_cell_id("tls-cell")
+        .with_bbs_urls(vec![bbs_url.clone()])
+        .with_listen_address(cell_addr)
+        .with_backend(BackendKind::Fake)
+        .with_work_dir(dir.join("cells"))
+        .with_tls(pki.server("rep"))
+        .with_bbs_client_tls(pki.client("rep-to-bbs"))
+        .with_presence_renew_interval_ms(1_000);
     let cell = tokio::spawn(run_cell_on(cell_config, cell_listener, cancel.clone()));
 
     let client = BbsClient::with_client(
@@ -179,10 +175,7 @@ async fn a_cluster_over_mutual_tls_runs_an_lrp() {
 
 #[tokio::test]
 async fn plain_http_on_a_network_address_is_refused_unless_allowed() {
-    let config = BbsServerConfig {
-        listen_address: "0.0.0.0:0".parse().unwrap(),
-        ..Default::default()
-    };
+    let config = BbsServerConfig::default().with_listen_address("0.0.0.0:0".parse().unwrap());
     let err = diego_executor::daemon::run_bbs(config, CancellationToken::new())
         .await
         .unwrap_err();

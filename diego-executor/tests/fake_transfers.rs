@@ -81,10 +81,7 @@ async fn download_then_upload_through_a_fake_container() {
     });
     let mut config = test_config();
     config.temp_dir = Some(dir.join("tmp"));
-    config.download_cache = Some(DownloadCacheConfig {
-        dir: dir.join("cache"),
-        max_bytes: 1 << 20,
-    });
+    config.download_cache = Some(DownloadCacheConfig::new(dir.join("cache"), 1 << 20));
     let mut h = harness_with(Arc::new(fake.clone()), config, None).await;
     let download = DownloadAction {
         artifact: "lifecycle".into(),
@@ -216,10 +213,7 @@ async fn cached_files_are_revalidated_with_their_etag() {
     let fake = FakeBackend::new();
     let mut config = test_config();
     config.temp_dir = Some(dir.join("tmp"));
-    config.download_cache = Some(DownloadCacheConfig {
-        dir: dir.join("cache"),
-        max_bytes: 1 << 20,
-    });
+    config.download_cache = Some(DownloadCacheConfig::new(dir.join("cache"), 1 << 20));
     let mut h = harness_with(Arc::new(fake.clone()), config, None).await;
     let fetch_and_show = || {
         Action::serial([

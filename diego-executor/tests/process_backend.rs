@@ -60,10 +60,7 @@ async fn real(name: &str, tweak: impl FnOnce(&mut ExecutorConfig)) -> Real {
     let mut config = test_config();
     config.apply_action_user = false;
     config.temp_dir = Some(dir.join("tmp"));
-    config.download_cache = Some(DownloadCacheConfig {
-        dir: dir.join("cache"),
-        max_bytes: 10 << 20,
-    });
+    config.download_cache = Some(DownloadCacheConfig::new(dir.join("cache"), 10 << 20));
     tweak(&mut config);
     let h = harness_with(backend.clone(), config, None).await;
     Real { h, backend, dir }

@@ -59,16 +59,16 @@ async fn cell() -> Cell {
         FakeScript::new().then(FakeStep::Forever)
     });
     let executor = Executor::builder(Arc::new(backend))
-        .config(ExecutorConfig {
-            cell_id: "cell-1".into(),
-            owner_name: "executor-cell-1".into(),
-            total_resources: Some(Resources {
-                memory_mb: 1024,
-                disk_mb: 4096,
-                containers: 10,
-            }),
-            ..ExecutorConfig::default()
-        })
+        .config(
+            ExecutorConfig::default()
+                .with_cell_id("cell-1")
+                .with_owner_name("executor-cell-1")
+                .with_total_resources(Resources {
+                    memory_mb: 1024,
+                    disk_mb: 4096,
+                    containers: 10,
+                }),
+        )
         .build()
         .await
         .unwrap();
@@ -415,11 +415,9 @@ async fn bad_bodies_a_killed_rep_and_a_hung_one_give_clear_errors() {
             open.push(socket);
         }
     });
-    let config = HttpClientConfig {
-        state_timeout: Duration::from_millis(300),
-        request_timeout: Duration::from_millis(300),
-        ..HttpClientConfig::default()
-    };
+    let config = HttpClientConfig::default()
+        .with_state_timeout(Duration::from_millis(300))
+        .with_request_timeout(Duration::from_millis(300));
     let slow = HttpCellClient::new("cell-h", &hung_url, &config).unwrap();
     let started = Instant::now();
     let err = slow.state().await.unwrap_err();

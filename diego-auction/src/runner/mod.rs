@@ -67,9 +67,10 @@ use tracing::{debug, info, info_span, warn, Instrument};
 pub use cell_client::{CellClient, CellClientFactory, CellRegistry, Work};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::diego::DiegoStrategy;
 use crate::error::Error;
 use crate::results::CellWork;
+use crate::setters::setter;
+use crate::strategy::diego::DiegoStrategy;
 use crate::strategy::PlacementStrategy;
 use crate::work::AuctionBatch;
 use queue::{Origins, Queue, WorkKey};
@@ -79,6 +80,7 @@ const REPORT_CONCURRENCY: usize = 64;
 
 /// The auction runner's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunnerConfig {
     /// How long to gather requests once the first one arrives before running a round
     /// (default 50 ms; zero runs a round as soon as work is queued).
@@ -107,6 +109,14 @@ impl Default for RunnerConfig {
             max_retries: 2,
         }
     }
+}
+
+impl RunnerConfig {
+    setter!(with_batch_window => batch_window: Duration);
+    setter!(with_cell_state_timeout => cell_state_timeout: Duration);
+    setter!(with_cell_state_attempts => cell_state_attempts: u32);
+    setter!(with_perform_timeout => perform_timeout: Duration);
+    setter!(with_max_retries => max_retries: u32);
 }
 
 /// The auctioneer: a cheap handle (clone it freely) that queues the BBS's placement
@@ -190,30 +200,35 @@ impl fmt::Debug for AuctionRunnerBuilder {
 
 impl AuctionRunnerBuilder {
     /// The placement strategy (default: [`DiegoStrategy::default`]).
+    #[must_use]
     pub fn strategy(mut self, strategy: impl PlacementStrategy + Send + 'static) -> Self {
         self.strategy = Box::new(strategy);
         self
     }
 
     /// All settings at once.
+    #[must_use]
     pub fn config(mut self, config: RunnerConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The batching window (see [`RunnerConfig::batch_window`]).
+    #[must_use]
     pub fn batch_window(mut self, window: Duration) -> Self {
         self.config.batch_window = window;
         self
     }
 
     /// The retry limit for refused work (see [`RunnerConfig::max_retries`]).
+    #[must_use]
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.config.max_retries = retries;
         self
     }
 
     /// The per-try state fetch timeout (see [`RunnerConfig::cell_state_timeout`]).
+    #[must_use]
     pub fn cell_state_timeout(mut self, timeout: Duration) -> Self {
         self.config.cell_state_timeout = timeout;
         self

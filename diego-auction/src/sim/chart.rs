@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::sim::error::SimError;
 use crate::sim::run::SimulationReport;
 
 const SIZE: (u32, u32) = (1000, 560);
@@ -27,10 +27,10 @@ fn colour(i: usize) -> RGBColor {
     P[i % P.len()]
 }
 
-fn chart_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Chart {
+fn chart_error(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> SimError {
+    SimError::Chart {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -41,7 +41,7 @@ fn per_cell_lines(
     title: &str,
     y_label: &str,
     value: impl Fn(&crate::sim::run::CellReport) -> f64,
-) -> Result<()> {
+) -> Result<(), SimError> {
     let cells = report
         .strategies
         .first()
@@ -99,7 +99,7 @@ fn bars(
     title: &str,
     y_label: &str,
     value: impl Fn(&crate::sim::run::StrategyReport) -> f64,
-) -> Result<()> {
+) -> Result<(), SimError> {
     let n = report.strategies.len().max(1);
     let y_max = report
         .strategies
@@ -151,7 +151,7 @@ fn bars(
 }
 
 /// Writes the five charts into `dir`; returns their paths.
-pub fn write_charts(report: &SimulationReport, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_charts(report: &SimulationReport, dir: &Path) -> Result<Vec<PathBuf>, SimError> {
     let name = &report.scenario.name;
     let file = |chart: &str| dir.join(format!("{name}-{chart}.svg"));
     let mut files = Vec::new();

@@ -17,12 +17,14 @@
 
 mod cell;
 mod chart;
+mod error;
 mod output;
 mod run;
 mod scenario;
 
 pub use cell::SimulatedCell;
 pub use chart::write_charts;
+pub use error::SimError;
 pub use output::{cells_csv, summary_csv, to_json, write_all};
 pub use run::{
     build_batches, build_cells, run, run_strategy, CellReport, Progress, SimulationReport,
@@ -32,7 +34,6 @@ pub use scenario::{
     builtin_names, AppGroup, CellGroup, Cycle, Order, Preplaced, Scenario, TaskGroup,
 };
 
-use crate::error::{Error, Result};
 use crate::{
     BestFitStrategy, DiegoConfig, DiegoStrategy, FirstFitStrategy, KubernetesConfig,
     KubernetesStrategy, PlacementOptions, PlacementStrategy, PowerOfTwoStrategy, RandomStrategy,
@@ -78,11 +79,11 @@ pub fn strategy(name: &str, seed: u64) -> Option<Box<dyn PlacementStrategy>> {
 }
 
 /// Strategies by name; an unknown name is an error listing the known ones.
-pub fn strategies(names: &[&str], seed: u64) -> Result<Vec<Box<dyn PlacementStrategy>>> {
+pub fn strategies(names: &[&str], seed: u64) -> Result<Vec<Box<dyn PlacementStrategy>>, SimError> {
     names
         .iter()
         .map(|n| {
-            strategy(n, seed).ok_or_else(|| Error::InvalidScenario {
+            strategy(n, seed).ok_or_else(|| SimError::InvalidScenario {
                 scenario: (*n).to_owned(),
                 reason: format!("unknown strategy; known: {}", STRATEGY_NAMES.join(", ")),
             })

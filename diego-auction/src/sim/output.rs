@@ -4,14 +4,14 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
 use crate::sim::chart;
+use crate::sim::error::SimError;
 use crate::sim::run::SimulationReport;
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io {
+fn write(path: &Path, text: &str) -> Result<(), SimError> {
+    std::fs::write(path, text).map_err(|source| SimError::Io {
         path: path.display().to_string(),
-        source: e.into(),
+        source,
     })
 }
 
@@ -75,10 +75,10 @@ pub fn cells_csv(report: &SimulationReport) -> String {
 
 /// Writes `<name>.json`, `<name>-summary.csv`, `<name>-cells.csv` and the charts
 /// (`<name>-<chart>.svg`) into `dir`; returns the files written.
-pub fn write_all(report: &SimulationReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+pub fn write_all(report: &SimulationReport, dir: &Path) -> Result<Vec<PathBuf>, SimError> {
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
         path: dir.display().to_string(),
-        source: e.into(),
+        source,
     })?;
     let name = &report.scenario.name;
     let mut files = Vec::new();

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::sim::error::SimError;
 
 /// One number, or a list cycled over the items it applies to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,43 +241,37 @@ pub struct Scenario {
 
 impl Scenario {
     /// Parses a TOML scenario.
-    pub fn from_toml(text: &str) -> Result<Scenario> {
-        let s: Scenario = toml::from_str(text).map_err(|e| Error::InvalidScenario {
+    pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
+        let s: Scenario = toml::from_str(text).map_err(|source| SimError::Toml {
             scenario: "<toml>".into(),
-            reason: e.to_string(),
+            source,
         })?;
         s.validate()?;
         Ok(s)
     }
 
     /// Parses a JSON scenario.
-    pub fn from_json(text: &str) -> Result<Scenario> {
-        let s: Scenario = serde_json::from_str(text).map_err(|e| Error::InvalidScenario {
+    pub fn from_json(text: &str) -> Result<Scenario, SimError> {
+        let s: Scenario = serde_json::from_str(text).map_err(|source| SimError::Json {
             scenario: "<json>".into(),
-            reason: e.to_string(),
+            source,
         })?;
         s.validate()?;
         Ok(s)
     }
 
     /// Reads a scenario file (`.json` as JSON, anything else as TOML).
-    pub fn from_file(path: &Path) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+    pub fn from_file(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
             path: path.display().to_string(),
-            source: e.into(),
+            source,
         })?;
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             Scenario::from_json(&text)
         } else {
             Scenario::from_toml(&text)
         };
-        parsed.map_err(|e| match e {
-            Error::InvalidScenario { reason, .. } => Error::InvalidScenario {
-                scenario: path.display().to_string(),
-                reason,
-            },
-            other => other,
-        })
+        parsed.map_err(|e| e.in_scenario(path.display().to_string()))
     }
 
     /// A scenario shipped with the crate, by name (see [`builtin_names`]).
@@ -302,9 +296,9 @@ impl Scenario {
             + self.tasks.iter().map(|t| t.count).sum::<usize>()
     }
 
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<(), SimError> {
         let bad = |reason: &str| {
-            Err(Error::InvalidScenario {
+            Err(SimError::InvalidScenario {
                 scenario: self.name.clone(),
                 reason: reason.to_owned(),
             })

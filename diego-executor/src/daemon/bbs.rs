@@ -14,11 +14,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::response::IntoResponse;
 use diego_auction::AuctionRunner;
-use diego_core::convergence::{ConvergenceConfig, Converger};
 use diego_core::http::server::{ApiError, BbsServer};
-use diego_core::lock::{Lease, Lock};
 use diego_core::store::{FencedStore, MemoryStore, Store};
 use diego_core::{Bbs, BbsApi, BbsConfig, Clock, SystemClock};
+use diego_core::{ConvergenceConfig, Converger};
+use diego_core::{Lease, Lock};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 

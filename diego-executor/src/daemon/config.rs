@@ -11,10 +11,12 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::setters::setter;
 
 /// Where the BBS keeps its state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// `memory` (lost on exit), `sqlite` (a file, one BBS) or `postgres` (shared by
     /// several BBS processes, one active).
@@ -57,9 +59,19 @@ impl Default for StoreConfig {
     }
 }
 
+impl StoreConfig {
+    setter!(with_kind => kind: StoreKind);
+    setter!(with_path => path: Some(impl Into<PathBuf>));
+    setter!(with_url => url: Some(impl Into<String>));
+    setter!(with_schema => schema: Some(impl Into<String>));
+    setter!(with_active_key => active_key: Some(impl Into<String>));
+    setter!(with_keys => keys: std::collections::BTreeMap<String, String>);
+}
+
 /// `diego bbs`: the BBS, auctioneer and converger behind the leader lock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BbsServerConfig {
     /// Where the HTTP API listens.
     pub listen_address: SocketAddr,
@@ -104,6 +116,20 @@ impl Default for BbsServerConfig {
     }
 }
 
+impl BbsServerConfig {
+    setter!(with_listen_address => listen_address: SocketAddr);
+    setter!(with_advertise_url => advertise_url: Some(impl Into<String>));
+    setter!(with_allow_insecure_remote => allow_insecure_remote: bool);
+    setter!(with_owner => owner: Some(impl Into<String>));
+    setter!(with_store => store: StoreConfig);
+    setter!(with_lock_ttl_ms => lock_ttl_ms: u64);
+    setter!(with_lock_retry_interval_ms => lock_retry_interval_ms: u64);
+    setter!(with_convergence_interval_ms => convergence_interval_ms: u64);
+    setter!(with_cell_presence_ttl_ms => cell_presence_ttl_ms: u64);
+    setter!(with_tls => tls: impl Into<Option<ServerTlsConfig>>);
+    setter!(with_rep_client_tls => rep_client_tls: impl Into<Option<ClientTlsConfig>>);
+}
+
 /// Which container backend a cell runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,6 +146,7 @@ pub enum BackendKind {
 /// `diego cell`: a rep and an executor on a container backend, registered with the BBS.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CellServerConfig {
     /// The cell's id (`^[a-zA-Z0-9_-]+$`).
     pub cell_id: String,
@@ -174,6 +201,24 @@ impl Default for CellServerConfig {
             bbs_client_tls: None,
         }
     }
+}
+
+impl CellServerConfig {
+    setter!(with_cell_id => cell_id: impl Into<String>);
+    setter!(with_zone => zone: impl Into<String>);
+    setter!(with_bbs_urls => bbs_urls: Vec<String>);
+    setter!(with_listen_address => listen_address: SocketAddr);
+    setter!(with_advertise_url => advertise_url: Some(impl Into<String>));
+    setter!(with_allow_insecure_remote => allow_insecure_remote: bool);
+    setter!(with_backend => backend: BackendKind);
+    setter!(with_work_dir => work_dir: impl Into<PathBuf>);
+    setter!(with_rootfs => rootfs: Some(impl Into<PathBuf>));
+    setter!(with_memory_mb => memory_mb: u64);
+    setter!(with_disk_mb => disk_mb: u64);
+    setter!(with_containers => containers: u64);
+    setter!(with_presence_renew_interval_ms => presence_renew_interval_ms: u64);
+    setter!(with_tls => tls: impl Into<Option<ServerTlsConfig>>);
+    setter!(with_bbs_client_tls => bbs_client_tls: impl Into<Option<ClientTlsConfig>>);
 }
 
 /// Loads a configuration: defaults, then `file` (TOML, when given), then the environment

@@ -9,17 +9,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diego_auction::{CellClient, CellClientFactory, Work};
 use diego_core::http::types::ErrorBody;
-use diego_core::models::metric_tags::MetricTags;
 use diego_core::request_id;
+use diego_core::MetricTags;
 use diego_core::{
     ActualLrpInstanceKey, ActualLrpKey, CellId, CellPresence, CellState, Error, RepClient, TaskGuid,
 };
 use serde::de::DeserializeOwned;
 
+use crate::setters::setter;
+
 use super::types::{EvacuateResponse, LrpInstanceRequest, UpdateLrpInstanceRequest};
 
 /// Timeouts of the HTTP clients of reps (Diego's defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpClientConfig {
     /// Time allowed to open a connection (default 2 s).
     pub connect_timeout: Duration,
@@ -40,6 +43,10 @@ impl Default for HttpClientConfig {
 }
 
 impl HttpClientConfig {
+    setter!(with_connect_timeout => connect_timeout: Duration);
+    setter!(with_state_timeout => state_timeout: Duration);
+    setter!(with_request_timeout => request_timeout: Duration);
+
     /// An HTTP client with these settings (kept-alive connections are shared by every
     /// rep client made from it).
     ///

@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use diego_auction::Work;
 use diego_core::http::server::{ApiError, Body, Empty, DEFAULT_BODY_LIMIT};
-use diego_core::models::validation::ValidationErrors;
 use diego_core::request_id;
+use diego_core::ValidationErrors;
 use diego_core::{ActualLrpInstanceKey, ActualLrpKey, CellState, Error, TaskGuid};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -54,12 +54,14 @@ impl RepServer {
     }
 
     /// Refuses request bodies over `bytes` with 413.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
     }
 
     /// Cancels `token` when an evacuation requested through `POST /evacuate` is over.
+    #[must_use]
     pub fn on_evacuated(mut self, token: CancellationToken) -> Self {
         self.on_evacuated = Some(token);
         self

@@ -1,7 +1,7 @@
 //! The bodies of the rep's HTTP API beyond those of the auction and the BBS, shared by
 //! [`RepServer`](super::RepServer) and the clients.
 
-use diego_core::models::metric_tags::MetricTags;
+use diego_core::MetricTags;
 use diego_core::{ActualLrpInstanceKey, ActualLrpKey};
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use diego_auction::{CellClient, CellClientFactory, Work};
-use diego_core::models::metric_tags::MetricTags;
+use diego_core::MetricTags;
 use diego_core::{
     ActualLrpInstanceKey, ActualLrpKey, CellId, CellPresence, CellState, Error, RepClient, TaskGuid,
 };

@@ -23,10 +23,12 @@ use tokio_util::sync::CancellationToken;
 pub use clients::{LocalCellClient, LocalReps};
 pub use tags::{container_guid, LIFECYCLE_TAG};
 
+use crate::setters::setter;
 use crate::Executor;
 
 /// The rep's settings; every number is Diego's default.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RepConfig {
     /// The cell's id.
     pub cell_id: CellId,
@@ -76,6 +78,20 @@ impl RepConfig {
             proxy_memory_allocation_mb: 0,
         }
     }
+
+    setter!(with_cell_id => cell_id: impl Into<CellId>);
+    setter!(with_zone => zone: impl Into<String>);
+    setter!(with_rep_address => rep_address: impl Into<String>);
+    setter!(with_rep_url => rep_url: impl Into<String>);
+    setter!(with_rootfs_providers => rootfs_providers: RootfsProviders);
+    setter!(with_placement_tags => placement_tags: Vec<String>);
+    setter!(with_optional_placement_tags => optional_placement_tags: Vec<String>);
+    setter!(with_volume_drivers => volume_drivers: Vec<String>);
+    setter!(with_presence_renew_interval => presence_renew_interval: Duration);
+    setter!(with_bulk_interval => bulk_interval: Duration);
+    setter!(with_evacuation_polling_interval => evacuation_polling_interval: Duration);
+    setter!(with_evacuation_timeout => evacuation_timeout: Duration);
+    setter!(with_proxy_memory_allocation_mb => proxy_memory_allocation_mb: i32);
 }
 
 /// The cell agent. Cheap to clone (a handle).

@@ -25,15 +25,13 @@ pub struct Harness {
 }
 
 pub fn test_config() -> ExecutorConfig {
-    ExecutorConfig {
-        cell_id: "cell-z1-0".to_string(),
-        total_resources: Some(Resources {
+    ExecutorConfig::default()
+        .with_cell_id("cell-z1-0")
+        .with_total_resources(Resources {
             memory_mb: 1024,
             disk_mb: 2048,
             containers: 8,
-        }),
-        ..ExecutorConfig::default()
-    }
+        })
 }
 
 pub async fn harness_with(
@@ -69,11 +67,9 @@ pub async fn fake_harness(fake: &FakeBackend) -> Harness {
 /// A request running `action`, logging as `APP/PROC/WEB` instance 0.
 pub fn request(action: impl Into<Action>) -> RunRequest {
     let mut request = RunRequest::new(action);
-    request.log_config = LogConfig {
-        guid: LOG_GUID.to_string(),
-        source_name: "APP/PROC/WEB".to_string(),
-        index: 0,
-    };
+    request.log_config = LogConfig::new(LOG_GUID)
+        .with_source_name("APP/PROC/WEB")
+        .with_index(0);
     request
 }
 
