@@ -88,7 +88,6 @@ pub mod error;
 pub mod filter;
 pub mod results;
 pub mod runner;
-mod setters;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod strategy;

@@ -95,6 +95,7 @@ pub mod request_id;
 #[cfg(feature = "router")]
 pub mod router;
 pub mod routing;
+mod setters;
 pub mod store;
 pub mod time;
 

@@ -135,7 +135,6 @@ pub mod http;
 #[cfg(feature = "local-cluster")]
 pub mod local_cluster;
 pub mod rep;
-mod setters;
 
 pub use crate::cluster::{Cluster, ClusterBuilder, RepTransport};
 pub use crate::error::{

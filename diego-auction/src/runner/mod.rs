@@ -69,10 +69,10 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::Error;
 use crate::results::CellWork;
-use crate::setters::setter;
 use crate::strategy::diego::DiegoStrategy;
 use crate::strategy::PlacementStrategy;
 use crate::work::AuctionBatch;
+use diego_core::setter;
 use queue::{Origins, Queue, WorkKey};
 
 /// How many BBS reports (`fail_actual_lrp` / `reject_task`) are in flight at once.

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::round::{run_round, Chooser, Job, Round};
 use super::{PlacementOptions, PlacementStrategy};
 use crate::results::AuctionResults;
-use crate::setters::setter;
 use crate::work::AuctionBatch;
+use diego_core::setter;
 
 /// Parameters of [`KubernetesStrategy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,8 +27,8 @@ use diego_core::CellState;
 use serde::{Deserialize, Serialize};
 
 use crate::results::AuctionResults;
-use crate::setters::setter;
 use crate::work::AuctionBatch;
+use diego_core::setter;
 
 /// Decides where each piece of work of a batch runs.
 ///

@@ -13,7 +13,8 @@
 //! use std::sync::Arc;
 //! use async_trait::async_trait;
 //! use diego_core::routing::{RouteChange, RouteEmitter, Router, RoutingTable};
-//! use diego_core::{Bbs, BbsApi, DesiredLrp, Routes, RunAction};
+//! use diego_core::prelude::*;
+//! use diego_core::{Bbs, DesiredLrp, Routes, RunAction};
 //! use tokio::sync::watch;
 //! use tokio_util::sync::CancellationToken;
 //!

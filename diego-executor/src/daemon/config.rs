@@ -11,7 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::setters::setter;
+use diego_core::setter;
 
 /// Where the BBS keeps its state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::executor::container::Resources;
-use crate::setters::setter;
+use diego_core::setter;
 
 /// Diego's limit on a result file: 51,200 bytes.
 pub const MAX_RESULT_FILE_BYTES: u64 = 51_200;

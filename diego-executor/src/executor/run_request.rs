@@ -10,7 +10,7 @@ use diego_core::log_sink::LogLimit;
 use diego_core::{Action, CheckDefinition, EnvironmentVariable, LogTags};
 use serde::{Deserialize, Serialize};
 
-use crate::setters::setter;
+use diego_core::setter;
 
 /// Where a container's log lines go and how they are labelled.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

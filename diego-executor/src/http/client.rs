@@ -16,7 +16,7 @@ use diego_core::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::setters::setter;
+use diego_core::setter;
 
 use super::types::{EvacuateResponse, LrpInstanceRequest, UpdateLrpInstanceRequest};
 

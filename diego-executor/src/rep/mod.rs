@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub use clients::{LocalCellClient, LocalReps};
 pub use tags::{container_guid, LIFECYCLE_TAG};
 
-use crate::setters::setter;
 use crate::Executor;
+use diego_core::setter;
 
 /// The rep's settings; every number is Diego's default.
 #[derive(Clone, Debug)]

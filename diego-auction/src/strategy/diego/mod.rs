@@ -30,10 +30,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::results::{AuctionResults, FailedLrp, FailedTask, LrpPlacement, TaskPlacement};
-use crate::setters::setter;
 use crate::strategy::round::{fail_all, run_round};
 use crate::strategy::{PlacementOptions, PlacementStrategy};
 use crate::work::{ordered_items, AuctionBatch, WorkItem};
+use diego_core::setter;
 
 pub use score::LOCALITY_OFFSET;
 

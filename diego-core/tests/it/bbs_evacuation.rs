@@ -1,8 +1,7 @@
 //! The BBS's evacuation calls (SPEC.md, Evacuation).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use common::*;
 use diego_core::*;
 

@@ -5,8 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-mod common;
-
+use crate::common;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;

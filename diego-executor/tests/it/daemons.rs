@@ -6,8 +6,7 @@
 #![cfg(all(feature = "daemon", feature = "fixture-app"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use common::{until, wait_for};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! Rules every strategy shares: filters, capacity, in-flight limit, evacuating cells,
 //! batch order and de-duplication, and Diego's exact error texts.
 
-mod common;
-
+use crate::common;
 use common::*;
 use diego_auction::{
     AuctionBatch, BestFitStrategy, DiegoConfig, DiegoStrategy, FirstFitStrategy, KubernetesConfig,

@@ -4,8 +4,7 @@
 #![cfg(feature = "fixture-app")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::{fake_harness, request, sh};

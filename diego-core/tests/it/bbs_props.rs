@@ -3,8 +3,7 @@
 //! another operation, and never lose an instance (only removals delete an ORDINARY row).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -5,8 +5,7 @@
 //! instance) and some not, and some carrying `LrpFingerprints` of their instances and
 //! some not.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
 use common::*;

@@ -1,8 +1,7 @@
 //! The BBS's LRP rules (SPEC.md, LRPs, crash restart policy, events).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! `setter!`: one `#[must_use]` `with_<field>(self, value) -> Self` setter of the crate's
-//! settings structs, written once.
+//! `setter!`: one `#[must_use]` `with_<field>(self, value) -> Self` setter of the diego
+//! crates' settings structs, written once for all of them (diego-auction and
+//! diego-executor use it too; it is hidden from the docs, not part of the API).
 //!
 //! The settings structs are `#[non_exhaustive]`, so a user builds one from its `Default`
 //! (or its `new`) and these setters rather than with a struct literal. Each setter
@@ -10,6 +11,8 @@
 /// Writes, inside an `impl` block, a documented `#[must_use]` method
 /// `setter(self, value: Type) -> Self` that sets `field` to `value.into()`, or to
 /// `Some(value.into())` for `field: Some(Type)`.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! setter {
     ($setter:ident => $field:ident: Some($value:ty)) => {
         #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
@@ -30,5 +33,3 @@ macro_rules! setter {
         }
     };
 }
-
-pub(crate) use setter;

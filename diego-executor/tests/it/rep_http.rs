@@ -5,8 +5,7 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use common::wait_for;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,8 +2,7 @@
 //! desire → RUNNING → crash → RUNNING, tasks, scaling, a killed cell, evacuation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! The BBS's Task rules (SPEC.md, Tasks).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::*;

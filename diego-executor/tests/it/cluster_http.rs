@@ -4,8 +4,7 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use common::wait_for;
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! Convergence (SPEC.md, LRP and task convergence), under paused tokio time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 

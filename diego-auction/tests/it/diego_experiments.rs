@@ -1,8 +1,7 @@
 //! Diego's own simulation experiments (cloudfoundry/auction `simulation_test.go`), run
 //! against `DiegoStrategy`: cells of 100 MB / 100 MB disk / 100 containers in two zones.
 
-mod common;
-
+use crate::common;
 use common::*;
 use diego_auction::{AuctionBatch, DiegoConfig, DiegoStrategy};
 use rand::rngs::SmallRng;

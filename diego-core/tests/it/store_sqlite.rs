@@ -4,8 +4,7 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod sql_common;
-
+use crate::sql_common;
 use std::sync::Arc;
 
 use async_trait::async_trait;

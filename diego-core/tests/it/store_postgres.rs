@@ -6,8 +6,7 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod sql_common;
-
+use crate::sql_common;
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -1,0 +1,11 @@
+//! The integration tests of this crate in one test binary (one link instead of one per
+//! file); each former `tests/NAME.rs` is the module `NAME`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
+
+mod common;
+mod diego_experiments;
+mod diego_index_vs_scan;
+mod placement_rules;
+mod runner;
+mod sim;
