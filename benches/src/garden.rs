@@ -55,7 +55,7 @@ pub fn run() -> anyhow::Result<()> {
     })
 }
 
-/// Create + run `/bin/true` + wait + destroy, `total` times, [`CONCURRENCY`] at a time.
+/// Create + run `/bin/true` + wait + destroy, `total` times, `CONCURRENCY` at a time.
 pub async fn cycle_rate(
     backend: Arc<dyn ContainerBackend>,
     total: usize,
