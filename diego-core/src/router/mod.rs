@@ -57,6 +57,9 @@
 //! ```
 
 mod emitter;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http1;
 mod pool;
 mod proxy;
