@@ -1,6 +1,6 @@
 //! Entry points into the HTTP proxy's HTTP/1.1 client framing (feature `fuzzing`; not a
 //! stable API): for the fuzz targets in `fuzz/` and for the test that replays their
-//! corpus (`tests/router_fuzz_corpus.rs`).
+//! corpus (`tests/router_framing.rs`, which also checks the differential cases).
 //!
 //! [`frame_response`] and [`decode_chunked`] run the proxy's own code (the response head
 //! parser and the body readers) over bytes instead of a socket. The `check_*` functions
@@ -149,7 +149,8 @@ fn end_without_message(end: &BodyEnd) -> BodyEnd {
 }
 
 /// The fuzz target `response`: frames `input` as the answer to a GET and to a HEAD, in
-/// every split of [`splits`]; panics when an invariant fails.
+/// several splits into reads (whole, a byte at a time, patterns chosen from the input);
+/// panics when an invariant fails.
 pub fn check_response(input: &[u8]) {
     for method in [Method::GET, Method::HEAD] {
         let whole = frame_response(input, &method, &[0]);
@@ -225,9 +226,9 @@ fn check_framed_response(input: &[u8], method: &Method, r: &Response) {
     }
 }
 
-/// The fuzz target `chunked`: decodes `input` as a chunked body in every split of
-/// [`splits`], with and without the look for an already-read end; panics when an
-/// invariant fails.
+/// The fuzz target `chunked`: decodes `input` as a chunked body in several splits into
+/// reads, with and without the look for an already-read end; panics when an invariant
+/// fails.
 pub fn check_chunked(input: &[u8]) {
     let whole = decode_chunked(input, &[0], false);
     let plain = |d: &Decoded| Decoded {
@@ -342,8 +343,8 @@ pub fn read_with_proxy(input: &[u8], method: &Method) -> Reading {
 /// hyper's client's reading of `input`, the answer to a request of `method` over an
 /// in-memory connection; then, when it keeps the connection, of the next exchange
 /// (the endpoint sends its answer only after it has read the next request). A reader
-/// that waits for more bytes gets the connection's end after [`STALL`]: run this on a
-/// current-thread runtime with a paused clock.
+/// that waits for more bytes gets the connection's end after a stall of 5 s: run this
+/// on a current-thread runtime with a paused clock.
 pub async fn read_with_hyper(input: &[u8], method: &Method) -> Reading {
     let (client, mut endpoint) = tokio::io::duplex(input.len() + PROBE.len() + 64 * 1024);
     let Ok((mut sender, conn)) =
