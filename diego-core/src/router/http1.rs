@@ -16,11 +16,28 @@
 //! say) stops the upload; the connection is then not reused. `Expect` is not
 //! forwarded: hyper's server side has answered the client's `100-continue` by the time
 //! the body is read, so the endpoint is sent the body at once.
+//!
+//! Once the request is written, the response head must come within the response-header
+//! timeout (interim responses do not restart it); past it the request fails as timed out
+//! and the connection is closed. The timer is the connection's own, made once and moved
+//! on only when it fires (see [`HeadTimer`]): no timer is registered per request.
+//!
+//! The framing is stricter than RFC 9112 requires wherever a laxer reading could let an
+//! endpoint's bytes be taken for another response (the "next message" of a kept-alive
+//! connection): conflicting or signed `Content-Length`, `Transfer-Encoding` in HTTP/1.0,
+//! bare CR or LF and control bytes in chunk-size and trailer lines, chunk sizes of more
+//! than 16 hex digits are refused; a response with both `Transfer-Encoding` and
+//! `Content-Length` is read by its transfer coding and its connection is not reused; and
+//! a connection with bytes left after a response is never reused. `tests/router_framing.rs`
+//! checks each case against hyper's client, and the fuzz targets in `fuzz/` (through
+//! `router::fuzzing`, feature `fuzzing`) drive this code over arbitrary bytes.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -28,13 +45,17 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Version};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::pool::EndpointPool;
 
 /// The largest response head read (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
-/// The most headers a response may have.
+/// The most headers a response may have (and the most trailer fields a chunked body).
 const MAX_HEADERS: usize = 100;
+/// The largest `Content-Length` taken: no body is longer, and a length near `u64::MAX`
+/// is more likely an attack on someone's arithmetic than a body.
+const MAX_LENGTH: u64 = i64::MAX as u64;
 /// The longest chunk-size line of a chunked body.
 const MAX_CHUNK_LINE: usize = 1024;
 /// The largest trailer section of a chunked body (read and dropped).
@@ -54,6 +75,8 @@ pub(crate) struct BackendConn {
     stream: TcpStream,
     /// Bytes read and not yet consumed.
     buf: BytesMut,
+    /// Bounds the wait for each response head.
+    head_timer: HeadTimer,
 }
 
 /// Why a request got no response head.
@@ -65,6 +88,41 @@ pub(crate) struct SendError {
     /// was written or the method is idempotent: on a kept-alive connection the
     /// endpoint had closed, the request may be sent again on another one.
     pub(crate) retryable: bool,
+    /// No complete response head came within the response-header timeout.
+    pub(crate) timed_out: bool,
+}
+
+/// The timer of a connection's waits for a response head: one `Sleep`, made on the
+/// first wait and reset only when it fires.
+///
+/// A timer armed for each request would register and deregister a timer-wheel entry per
+/// request, which often wakes the runtime's driver (one system call more per request;
+/// see the header read timeout in `proxy`). Here a wait only notes its deadline; when
+/// the timer fires before that deadline (it was set for an earlier wait) it is moved on
+/// to it. Deadlines of later waits are never earlier than those of earlier ones, so the
+/// timer never fires late: a connection pays at most one timer reset and one wake-up
+/// per timeout, however many requests it carries.
+#[derive(Debug, Default)]
+struct HeadTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadTimer {
+    /// Whether `deadline` has passed; when not, `cx` is woken by then (or earlier).
+    fn poll_expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if sleep.deadline() >= deadline {
+                return true;
+            }
+            sleep.as_mut().reset(deadline);
+        }
+    }
 }
 
 /// A response head from an endpoint, with the body still on the connection.
@@ -92,6 +150,7 @@ impl BackendConn {
         BackendConn {
             stream,
             buf: BytesMut::new(),
+            head_timer: HeadTimer::default(),
         }
     }
 
@@ -107,13 +166,15 @@ impl BackendConn {
     }
 
     /// Sends `req` (its headers as they are, its body streamed) and reads the response
-    /// head. The body of the response stays on the connection: [`BackendBody`] reads
-    /// it, and gives the connection back to `pool` once it has read it to the end (when
-    /// the connection can carry another request).
+    /// head, which must come within `head_timeout` of the request's end. The body of the
+    /// response stays on the connection: [`BackendBody`] reads it, and gives the
+    /// connection back to `pool` once it has read it to the end (when the connection can
+    /// carry another request).
     pub(crate) async fn send(
         mut self,
         req: &mut Request<Incoming>,
         pool: Arc<EndpointPool>,
+        head_timeout: Duration,
     ) -> Result<(ResponseHead, BackendBody), SendError> {
         let framing = frame_request(req);
         let mut out = Vec::with_capacity(512);
@@ -131,22 +192,34 @@ impl BackendConn {
         let written = self
             .write_request(req, framing, &mut out, &mut progress)
             .await;
-        let fail = |error: io::Error, progress: &Progress| SendError {
-            error,
-            retryable: !progress.response_started
-                && !progress.body_read
-                && (!progress.wrote || idempotent),
+        let fail = |error: io::Error, progress: &Progress| {
+            // An endpoint that did not answer in time may be working on the request.
+            let timed_out = error.kind() == io::ErrorKind::TimedOut;
+            SendError {
+                timed_out,
+                retryable: !timed_out
+                    && !progress.response_started
+                    && !progress.body_read
+                    && (!progress.wrote || idempotent),
+                error,
+            }
         };
         let upload_complete = match written {
             Ok(complete) => complete,
             // A write that failed may still have a response waiting (an endpoint that
             // answered and closed): read it; without one, report the write's error.
-            Err(e) => match self.read_head(req.method(), &mut progress).await {
+            Err(e) => match self
+                .read_head(req.method(), &mut progress, head_timeout)
+                .await
+            {
                 Ok(head) => return Ok(self.respond(head, false, pool)),
                 Err(_) => return Err(fail(e, &progress)),
             },
         };
-        match self.read_head(req.method(), &mut progress).await {
+        match self
+            .read_head(req.method(), &mut progress, head_timeout)
+            .await
+        {
             Ok(head) => Ok(self.respond(head, upload_complete, pool)),
             Err(e) => Err(fail(e, &progress)),
         }
@@ -284,29 +357,39 @@ impl BackendConn {
         Ok(began)
     }
 
-    /// Reads the response head (after any interim ones).
+    /// Reads the response head (after any interim ones); an error of kind `TimedOut`
+    /// when it has not come within `timeout` (counted from the first wait for it).
     async fn read_head(
         &mut self,
         method: &Method,
         progress: &mut Progress,
+        timeout: Duration,
     ) -> io::Result<ParsedHead> {
+        // `None` until the first wait; then `Some(None)` when the timeout is too long to
+        // have a deadline.
+        let mut deadline: Option<Option<Instant>> = None;
         loop {
             if !self.buf.is_empty() {
                 progress.response_started = true;
-                if let Some((head, n)) = parse_head(&self.buf, method)? {
-                    self.buf.advance(n);
-                    match head {
-                        Parsed::Interim => continue,
-                        Parsed::Final(head) => return Ok(head),
-                    }
-                }
-                if self.buf.len() > MAX_HEAD {
-                    return Err(invalid("the response head is too large"));
+                if let Some(head) = take_head(&mut self.buf, method)? {
+                    return Ok(head);
                 }
             }
             self.buf.reserve(READ_SIZE);
             let n = std::future::poll_fn(|cx| {
-                tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
+                let read =
+                    tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf);
+                if read.is_pending() {
+                    let deadline =
+                        *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                    if deadline.is_some_and(|d| self.head_timer.poll_expired(cx, d)) {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no response head within the response-header timeout",
+                        )));
+                    }
+                }
+                read
             })
             .await?;
             if n == 0 {
@@ -397,6 +480,26 @@ fn interim_head_len(buf: &[u8]) -> io::Result<Option<usize>> {
     }
 }
 
+/// Takes the response head off the front of `buf`, after any interim ones: `None`
+/// until one is there complete.
+fn take_head(buf: &mut BytesMut, method: &Method) -> io::Result<Option<ParsedHead>> {
+    let too_large = || invalid("the response head is too large");
+    while let Some((head, n)) = parse_head(buf, method)? {
+        // However it was read, in pieces or at once.
+        if n > MAX_HEAD {
+            return Err(too_large());
+        }
+        buf.advance(n);
+        if let Parsed::Final(head) = head {
+            return Ok(Some(head));
+        }
+    }
+    if buf.len() > MAX_HEAD {
+        return Err(too_large());
+    }
+    Ok(None)
+}
+
 /// Parses a response head at the start of `buf`: `None` until it is complete.
 fn parse_head(buf: &[u8], method: &Method) -> io::Result<Option<(Parsed, usize)>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -424,18 +527,20 @@ fn parse_head(buf: &[u8], method: &Method) -> io::Result<Option<(Parsed, usize)>
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
-    let mut close = version == Version::HTTP_10;
+    // HTTP/1.0 closes unless asked not to; `close` anywhere closes.
+    let mut keep_alive = version == Version::HTTP_11;
+    let mut close = false;
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| invalid(format!("invalid header name {:?}", h.name)))?;
         let value = HeaderValue::from_bytes(h.value)
             .map_err(|_| invalid(format!("invalid value of header {}", h.name)))?;
         if name == header::CONTENT_LENGTH {
-            for part in value.to_str().unwrap_or("").split(',') {
-                let n: u64 = part
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("invalid content-length"))?;
+            let list = value
+                .to_str()
+                .map_err(|_| invalid("invalid content-length"))?;
+            for part in list.split(',') {
+                let n = parse_length(part.trim_matches([' ', '\t']))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(invalid("conflicting content-length headers"));
                 }
@@ -443,7 +548,7 @@ fn parse_head(buf: &[u8], method: &Method) -> io::Result<Option<(Parsed, usize)>
             }
         } else if name == header::TRANSFER_ENCODING {
             transfer_encoding = true;
-            // Only the last coding says whether the body is chunked.
+            // Only the last coding of the last field says whether the body is chunked.
             chunked = value
                 .to_str()
                 .ok()
@@ -455,11 +560,15 @@ fn parse_head(buf: &[u8], method: &Method) -> io::Result<Option<(Parsed, usize)>
                 if token.eq_ignore_ascii_case("close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") {
-                    close = false;
+                    keep_alive = true;
                 }
             }
         }
         map.append(name, value);
+    }
+    if transfer_encoding && version == Version::HTTP_10 {
+        // RFC 9112 §6.1: the framing of such a message is faulty.
+        return Err(invalid("transfer-encoding in an HTTP/1.0 response"));
     }
     let body = if *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -467,8 +576,12 @@ fn parse_head(buf: &[u8], method: &Method) -> io::Result<Option<(Parsed, usize)>
     {
         BodyFraming::Length(0)
     } else if transfer_encoding {
-        // The transfer coding overrides any length (which must then not be passed on).
-        map.remove(header::CONTENT_LENGTH);
+        // The transfer coding overrides any length (which must then not be passed on);
+        // both at once may be an attempt at response splitting (RFC 9112 §6.3): the
+        // connection is not trusted with another response.
+        if map.remove(header::CONTENT_LENGTH).is_some() {
+            close = true;
+        }
         if chunked {
             BodyFraming::Chunked
         } else {
@@ -485,9 +598,22 @@ fn parse_head(buf: &[u8], method: &Method) -> io::Result<Option<(Parsed, usize)>
             headers: map,
         },
         body,
-        keep_alive: !close,
+        keep_alive: keep_alive && !close,
     };
     Ok(Some((Parsed::Final(head), len)))
+}
+
+/// A `Content-Length` value: decimal digits only (no sign, no space), at most
+/// [`MAX_LENGTH`].
+fn parse_length(digits: &str) -> io::Result<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("invalid content-length"));
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= MAX_LENGTH)
+        .ok_or_else(|| invalid("content-length too large"))
 }
 
 /// A response body read from its connection; once read to the end, the connection
@@ -509,18 +635,65 @@ enum BodyState {
     Done,
 }
 
-impl BackendBody {
-    fn new(conn: BackendConn, framing: BodyFraming, pool: Option<Arc<EndpointPool>>) -> Self {
-        let state = match framing {
+/// What the body reader found in the connection's buffer.
+#[derive(Debug)]
+enum BodyStep {
+    Data(Bytes),
+    /// Nothing until more is read.
+    NeedMore,
+    End,
+}
+
+impl BodyState {
+    fn new(framing: BodyFraming) -> Self {
+        match framing {
             BodyFraming::Length(0) => BodyState::Done,
             BodyFraming::Length(n) => BodyState::Length(n),
             BodyFraming::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
             BodyFraming::UntilClose => BodyState::UntilClose,
-        };
+        }
+    }
+
+    /// Takes the next piece of the body off `buf`.
+    fn step(&mut self, buf: &mut BytesMut) -> io::Result<BodyStep> {
+        match self {
+            BodyState::Done => Ok(BodyStep::End),
+            _ if buf.is_empty() => Ok(BodyStep::NeedMore),
+            BodyState::Length(remaining) => {
+                let data = take_counted(buf, remaining);
+                if *remaining == 0 {
+                    *self = BodyState::Done;
+                }
+                Ok(BodyStep::Data(data))
+            }
+            BodyState::UntilClose => Ok(BodyStep::Data(buf.split().freeze())),
+            BodyState::Chunked(decoder) => match decoder.decode(buf)? {
+                Chunk::Data(data) => Ok(BodyStep::Data(data)),
+                Chunk::NeedMore => Ok(BodyStep::NeedMore),
+                Chunk::End => {
+                    *self = BodyState::Done;
+                    Ok(BodyStep::End)
+                }
+            },
+        }
+    }
+
+    /// A chunked body whose end is already in `buf` ends now.
+    fn settle(&mut self, buf: &mut BytesMut) {
+        if let BodyState::Chunked(d) = self {
+            if d.at_end(buf) {
+                *self = BodyState::Done;
+            }
+        }
+    }
+}
+
+impl BackendBody {
+    fn new(conn: BackendConn, framing: BodyFraming, pool: Option<Arc<EndpointPool>>) -> Self {
         let mut body = BackendBody {
             conn: Some(conn),
             pool,
-            state,
+            state: BodyState::new(framing),
         };
         body.settle();
         body
@@ -529,10 +702,8 @@ impl BackendBody {
     /// A chunked body whose end is already read ends now; an ended body gives its
     /// connection back.
     fn settle(&mut self) {
-        if let (BodyState::Chunked(d), Some(conn)) = (&mut self.state, &mut self.conn) {
-            if d.at_end(&mut conn.buf) {
-                self.state = BodyState::Done;
-            }
+        if let Some(conn) = &mut self.conn {
+            self.state.settle(&mut conn.buf);
         }
         if matches!(self.state, BodyState::Done) {
             if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.take()) {
@@ -561,34 +732,17 @@ impl Body for BackendBody {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            let data = match &mut this.state {
-                BodyState::Done => return Poll::Ready(None),
-                BodyState::Length(remaining) => {
-                    if conn.buf.is_empty() {
-                        None
-                    } else {
-                        let data = take_counted(&mut conn.buf, remaining);
-                        if *remaining == 0 {
-                            this.state = BodyState::Done;
-                        }
-                        Some(data)
-                    }
+            match this.state.step(&mut conn.buf) {
+                Ok(BodyStep::Data(data)) => {
+                    this.settle();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                BodyState::UntilClose => (!conn.buf.is_empty()).then(|| conn.buf.split().freeze()),
-                BodyState::Chunked(decoder) => match decoder.decode(&mut conn.buf) {
-                    Ok(Chunk::Data(data)) => Some(data),
-                    Ok(Chunk::NeedMore) => None,
-                    Ok(Chunk::End) => {
-                        this.state = BodyState::Done;
-                        this.settle();
-                        return Poll::Ready(None);
-                    }
-                    Err(e) => return this.fail(e),
-                },
-            };
-            if let Some(data) = data {
-                this.settle();
-                return Poll::Ready(Some(Ok(Frame::data(data))));
+                Ok(BodyStep::End) => {
+                    this.settle();
+                    return Poll::Ready(None);
+                }
+                Ok(BodyStep::NeedMore) => {}
+                Err(e) => return this.fail(e),
             }
             // Nothing buffered: read more.
             conn.buf.reserve(READ_SIZE);
@@ -632,13 +786,15 @@ enum Chunk {
     End,
 }
 
-/// Decodes a chunked body (RFC 9112 §7.1): chunk-size lines (extensions ignored), data,
-/// and the trailer section after the last chunk (dropped).
+/// Decodes a chunked body (RFC 9112 §7.1): chunk-size lines (extensions checked and
+/// ignored), data, and the trailer section after the last chunk (checked and dropped).
 #[derive(Debug, Default)]
 struct ChunkedDecoder {
     state: ChunkState,
     /// Trailer bytes read so far.
     trailers: usize,
+    /// Trailer fields read so far.
+    trailer_fields: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -684,6 +840,7 @@ impl ChunkedDecoder {
         let mut probe = ChunkedDecoder {
             state: self.state,
             trailers: self.trailers,
+            trailer_fields: self.trailer_fields,
         };
         let mut at = 0;
         loop {
@@ -740,6 +897,12 @@ impl ChunkedDecoder {
                 self.trailers += len + 2;
                 if len == 0 {
                     self.state = ChunkState::End;
+                } else {
+                    self.trailer_fields += 1;
+                    if self.trailer_fields > MAX_HEADERS {
+                        return Err(invalid("too many trailer fields"));
+                    }
+                    check_field_line(&buf[..len])?;
                 }
                 len + 2
             }
@@ -782,19 +945,186 @@ fn line_len(buf: &[u8], max: usize, what: &str) -> io::Result<Option<usize>> {
     }
 }
 
-/// The size of a chunk-size line (hex digits, then optional `;extensions`).
+/// The size of a chunk-size line (without its CRLF): 1 to 16 hex digits, then
+/// optional extensions (`*( BWS ";" ... )`, whitespace SP or HTAB, no control bytes).
 fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
     let digits = line
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
         .unwrap_or(line.len());
     let rest = &line[digits..];
-    let rest_ok = rest.is_empty() || matches!(rest.trim_ascii_start().first(), Some(b';'));
+    let bws = rest
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(rest.len());
+    let extensions = &rest[bws..];
+    let rest_ok = rest.is_empty()
+        || (extensions.first() == Some(&b';') && extensions.iter().all(|b| is_field_byte(*b)));
     if digits == 0 || digits > 16 || !rest_ok {
         return Err(invalid("invalid chunk size"));
     }
     let hex = std::str::from_utf8(&line[..digits]).map_err(|_| invalid("invalid chunk size"))?;
     u64::from_str_radix(hex, 16).map_err(|_| invalid("invalid chunk size"))
+}
+
+/// A byte that may appear in a field value or a chunk extension: visible ASCII, SP,
+/// HTAB and obs-text; no other control byte (CR, LF and NUL least of all).
+fn is_field_byte(b: u8) -> bool {
+    b == b'\t' || (b >= b' ' && b != 0x7f)
+}
+
+/// Checks a trailer line (without its CRLF) is a field line, `name ":" value`: a token
+/// for the name, right before the colon, and field bytes for the value. A line starting
+/// with whitespace (obs-fold) is refused.
+fn check_field_line(line: &[u8]) -> io::Result<()> {
+    let colon = line.iter().position(|b| *b == b':').unwrap_or(0);
+    let name_ok = colon > 0 && line[..colon].iter().all(|b| is_token_byte(*b));
+    if !name_ok || !line[colon + 1..].iter().all(|b| is_field_byte(*b)) {
+        return Err(invalid("invalid trailer field"));
+    }
+    Ok(())
+}
+
+/// A `tchar` of RFC 9110 §5.6.2.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The proxy's response reading over bytes instead of a socket, for `router::fuzzing`:
+/// the same head and body code as [`BackendConn::send`] and [`BackendBody`], the input
+/// handed over in reads of the sizes in `reads` (cycled; 0: all the rest), then the
+/// connection's end.
+#[cfg(feature = "fuzzing")]
+pub(super) mod over_bytes {
+    use super::super::fuzzing::{BodyEnd, Decoded, Framed, Framing, Response};
+    use super::*;
+
+    /// The input, handed over a read at a time.
+    struct Feed<'a> {
+        input: &'a [u8],
+        at: usize,
+        reads: &'a [usize],
+        count: usize,
+    }
+
+    impl<'a> Feed<'a> {
+        fn new(input: &'a [u8], reads: &'a [usize]) -> Self {
+            Feed {
+                input,
+                at: 0,
+                reads,
+                count: 0,
+            }
+        }
+
+        /// Appends the next read to `buf`; `false` at the end of the input.
+        fn read(&mut self, buf: &mut BytesMut) -> bool {
+            let left = self.input.len() - self.at;
+            if left == 0 {
+                return false;
+            }
+            let size = match self.reads.get(self.count % self.reads.len().max(1)) {
+                Some(&n) if n > 0 => n.min(left),
+                _ => left,
+            };
+            buf.extend_from_slice(&self.input[self.at..self.at + size]);
+            self.at += size;
+            self.count += 1;
+            true
+        }
+
+        /// How much of the input has been consumed, with `buf` left.
+        fn consumed(&self, buf: &BytesMut) -> usize {
+            self.at - buf.len()
+        }
+    }
+
+    /// Frames `input` as the response to a request of `method`.
+    pub(in super::super) fn frame_response(
+        input: &[u8],
+        method: &Method,
+        reads: &[usize],
+    ) -> Framed {
+        let mut feed = Feed::new(input, reads);
+        let mut buf = BytesMut::new();
+        let head = loop {
+            match take_head(&mut buf, method) {
+                Err(e) => return Framed::Refused(e.to_string()),
+                Ok(Some(head)) => break head,
+                Ok(None) if feed.read(&mut buf) => {}
+                Ok(None) => return Framed::Incomplete,
+            }
+        };
+        let head_len = feed.consumed(&buf);
+        let framing = match head.body {
+            BodyFraming::Length(n) => Framing::Length(n),
+            BodyFraming::Chunked => Framing::Chunked,
+            BodyFraming::UntilClose => Framing::UntilClose,
+        };
+        let mut state = BodyState::new(head.body);
+        let (body, end) = read_body(&mut state, &mut feed, &mut buf, true);
+        Framed::Response(Response {
+            status: head.head.status.as_u16(),
+            head_len,
+            framing,
+            keep_alive: head.keep_alive,
+            body,
+            end,
+        })
+    }
+
+    /// Decodes `input` as a chunked body; `settle`: look for an already-read end after
+    /// each piece of data, as the proxy does.
+    pub(in super::super) fn decode_chunked(input: &[u8], reads: &[usize], settle: bool) -> Decoded {
+        let mut feed = Feed::new(input, reads);
+        let mut buf = BytesMut::new();
+        let mut state = BodyState::Chunked(ChunkedDecoder::default());
+        let (data, end) = read_body(&mut state, &mut feed, &mut buf, settle);
+        Decoded { data, end }
+    }
+
+    /// Reads a body as [`BackendBody::poll_frame`] does.
+    fn read_body(
+        state: &mut BodyState,
+        feed: &mut Feed<'_>,
+        buf: &mut BytesMut,
+        settle: bool,
+    ) -> (Vec<u8>, BodyEnd) {
+        let mut body = Vec::new();
+        if settle {
+            state.settle(buf);
+        }
+        // Every step takes data, ends, fails, or is followed by a read: a body reader
+        // that loops without any of those is a hang.
+        let mut steps = 0;
+        let end = loop {
+            steps += 1;
+            assert!(
+                steps <= 2 * feed.input.len() + 4,
+                "the body reader made no progress"
+            );
+            match state.step(buf) {
+                Err(e) => break BodyEnd::Invalid(e.to_string()),
+                Ok(BodyStep::End) => break BodyEnd::At(feed.consumed(buf)),
+                Ok(BodyStep::Data(data)) => {
+                    assert!(!data.is_empty(), "an empty piece of body data");
+                    body.extend_from_slice(&data);
+                    if settle {
+                        state.settle(buf);
+                    }
+                    if matches!(state, BodyState::Done) {
+                        break BodyEnd::At(feed.consumed(buf));
+                    }
+                }
+                Ok(BodyStep::NeedMore) if feed.read(buf) => {}
+                Ok(BodyStep::NeedMore) if matches!(state, BodyState::UntilClose) => {
+                    break BodyEnd::Close
+                }
+                Ok(BodyStep::NeedMore) => break BodyEnd::Cut,
+            }
+        };
+        (body, end)
+    }
 }
 
 #[cfg(test)]

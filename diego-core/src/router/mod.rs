@@ -52,6 +52,9 @@
 //! # }).unwrap();
 //! ```
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http1;
 mod pool;
 mod proxy;

@@ -6,7 +6,9 @@
 //! endpoints of that host in the [`TableRouter`], round robin. A refused connection (or
 //! any failure to connect: nothing was sent yet) moves on to the next endpoint. Answers:
 //! 404 for an unknown host, 503 for a known host with no routable endpoint, 502 when no
-//! endpoint could be reached or the chosen one failed. The backend sees
+//! endpoint could be reached or the chosen one failed, 504 when the chosen one sent no
+//! response head within the response-header timeout (gorouter's `endpoint_timeout`;
+//! the request is not sent to another endpoint, it may have been acted on). The backend sees
 //! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
 //! `X-Cf-App-Instance: <process_guid>:<index>`. Connections to backends are kept alive
 //! and pooled per endpoint. A client connection that sends no complete request head
@@ -42,6 +44,8 @@ type ProxyBody = Either<BackendBody, Full<Bytes>>;
 
 /// The header read timeout when none is set.
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The response-header timeout when none is set: gorouter's default `endpoint_timeout`.
+const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -58,22 +62,26 @@ pub struct HttpProxyBuilder {
     pool_idle_timeout: Duration,
     shutdown_grace: Duration,
     header_read_timeout: Duration,
+    response_header_timeout: Duration,
 }
 
 impl HttpProxyBuilder {
     /// How long connecting to an endpoint may take before the next one is tried (5 s).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long an idle keep-alive connection to an endpoint is kept (90 s).
+    #[must_use]
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
         self
     }
 
     /// How long [`HttpProxy::run`] waits for requests in flight after cancellation (30 s).
+    #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
@@ -83,8 +91,22 @@ impl HttpProxyBuilder {
     /// connecting or from the end of its previous response (30 s); a connection that
     /// takes longer, such as a keep-alive connection left idle, is closed. A request
     /// whose response has not ended is never cut by it.
+    #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long an endpoint may take to send the response head once the request has been
+    /// written to it, body and all (60 s, gorouter's default `endpoint_timeout`; like Go's
+    /// `ResponseHeaderTimeout`, a slow upload by the client does not count, and interim
+    /// `1xx` responses do not restart it). An endpoint that takes longer, having accepted
+    /// the connection and maybe read the request, gets the client a `504 Gateway Timeout`;
+    /// its connection is closed, and the request is not tried on another endpoint. Once
+    /// the head has come, the body may take as long as it takes.
+    #[must_use]
+    pub fn response_header_timeout(mut self, timeout: Duration) -> Self {
+        self.response_header_timeout = timeout;
         self
     }
 
@@ -115,6 +137,7 @@ impl HttpProxyBuilder {
                 table: self.table,
                 pools: ConnectionPools::new(self.connect_timeout, self.pool_idle_timeout),
                 header_read_timeout: self.header_read_timeout,
+                response_header_timeout: self.response_header_timeout,
             }),
         })
     }
@@ -145,6 +168,7 @@ struct State {
     table: TableRouter,
     pools: ConnectionPools,
     header_read_timeout: Duration,
+    response_header_timeout: Duration,
 }
 
 impl HttpProxy {
@@ -156,6 +180,7 @@ impl HttpProxy {
             pool_idle_timeout: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(30),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            response_header_timeout: DEFAULT_RESPONSE_HEADER_TIMEOUT,
         }
     }
 
@@ -464,7 +489,10 @@ async fn forward(
                     }
                 },
             };
-            match backend.send(&mut req, conns.clone()).await {
+            match backend
+                .send(&mut req, conns.clone(), state.response_header_timeout)
+                .await
+            {
                 Ok((head, body)) => {
                     let mut resp = Response::new(Either::Left(body));
                     *resp.status_mut() = head.status;
@@ -474,6 +502,14 @@ async fn forward(
                 }
                 // A kept-alive connection the endpoint had closed: again, on another.
                 Err(e) if reused && e.retryable => continue,
+                Err(e) if e.timed_out => {
+                    tracing::debug!(endpoint = %target.authority, error = %e,
+                        "router: endpoint sent no response head in time");
+                    return plain(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "the instance did not answer in time\n",
+                    );
+                }
                 Err(e) => {
                     tracing::debug!(endpoint = %target.authority, error = %e,
                         "router: endpoint failed");

@@ -17,6 +17,7 @@ mod http_logs;
 mod http_tls;
 mod model_props;
 mod router;
+mod router_framing;
 mod sql_common;
 mod store_memory;
 mod store_postgres;

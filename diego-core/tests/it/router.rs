@@ -474,12 +474,13 @@ async fn the_proxy_stops_on_cancel() {
 
 // ------------------------------------------------- HTTP proxy: the endpoint connection
 
-/// What a [`raw_backend`] received: each request (head and body as sent), and the
-/// connections it accepted.
+/// What a [`raw_backend`] received: each request (head and body as sent), the
+/// connections it accepted, and those of them the proxy closed while held.
 #[derive(Clone, Default)]
 struct RawLog {
     requests: Arc<std::sync::Mutex<Vec<String>>>,
     connections: Arc<std::sync::atomic::AtomicUsize>,
+    closed_while_held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RawLog {
@@ -489,6 +490,11 @@ impl RawLog {
 
     fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn closed_while_held(&self) -> usize {
+        self.closed_while_held
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -500,6 +506,11 @@ enum Answer {
     SendAndClose(Vec<u8>),
     /// Writes these bytes without reading the request body, then holds the connection.
     SendEarlyAndHold(Vec<u8>),
+    /// Writes these bytes (maybe none, maybe part of a head) and holds the connection
+    /// until the proxy closes it.
+    SendAndHold(Vec<u8>),
+    /// Writes these bytes after this (tokio) time, and waits for the next request.
+    SendAfter(Duration, Vec<u8>),
 }
 
 /// Reads from `s` into `buf` until `found` says how many of its first bytes make the
@@ -587,6 +598,18 @@ async fn raw_backend(answer: fn(&str) -> Answer) -> (SocketAddr, RawLog) {
                             s.write_all(&bytes).await.unwrap();
                             return;
                         }
+                        Answer::SendAndHold(bytes) => {
+                            s.write_all(&bytes).await.unwrap();
+                            let mut chunk = [0u8; 1024];
+                            while matches!(s.read(&mut chunk).await, Ok(n) if n > 0) {}
+                            log.closed_while_held
+                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            return;
+                        }
+                        Answer::SendAfter(delay, bytes) => {
+                            tokio::time::sleep(delay).await;
+                            s.write_all(&bytes).await.unwrap();
+                        }
                         Answer::SendEarlyAndHold(_) => unreachable!(),
                     }
                 }
@@ -599,10 +622,15 @@ async fn raw_backend(answer: fn(&str) -> Answer) -> (SocketAddr, RawLog) {
 /// Sends raw `request` bytes to the proxy on a new connection; returns everything it
 /// answered until it closed (the request asks it to close).
 async fn raw_exchange(proxy: SocketAddr, request: &[u8]) -> String {
+    raw_exchange_within(proxy, request, PATIENCE).await
+}
+
+/// [`raw_exchange`], waiting up to `limit` for the answer.
+async fn raw_exchange_within(proxy: SocketAddr, request: &[u8], limit: Duration) -> String {
     let mut s = TcpStream::connect(proxy).await.unwrap();
     s.write_all(request).await.unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(PATIENCE, s.read_to_end(&mut out))
+    tokio::time::timeout(limit, s.read_to_end(&mut out))
         .await
         .unwrap()
         .unwrap();
@@ -790,6 +818,101 @@ async fn an_early_answer_stops_the_upload() {
         out.starts_with(b"HTTP/1.1 413 "),
         "{}",
         String::from_utf8_lossy(&out)
+    );
+}
+
+/// Answers of an endpoint that is slow to answer, by path.
+fn slow_answers(head: &str) -> Answer {
+    match head.split(' ').nth(1).unwrap_or("") {
+        "/never" => Answer::SendAndHold(Vec::new()),
+        "/half" => Answer::SendAndHold(b"HTTP/1.1 200 OK\r\ncontent-le".to_vec()),
+        "/interim" => Answer::SendAndHold(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
+        "/late" => Answer::SendAfter(Duration::from_secs(9), ok("late")),
+        _ => Answer::Send(ok("fine")),
+    }
+}
+
+/// A GET of `path` at `host`, closing.
+fn get_request(host: &str, path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_that_sends_no_response_head_in_time_gets_the_client_a_504() {
+    let (addr, log) = raw_backend(slow_answers).await;
+    let timeout = Duration::from_secs(10);
+    let p = proxy_with(|b| b.response_header_timeout(timeout)).await;
+    p.table
+        .apply(&[set_http("slow.example", vec![endpoint(addr.port(), 0)])])
+        .await
+        .unwrap();
+    // A first answer leaves a kept-alive connection, which the next request takes: a
+    // timeout there is not tried again on another connection.
+    let out = raw_exchange(p.addr, &get_request("slow.example", "/")).await;
+    assert!(out.ends_with("fine"), "{out}");
+    // No answer at all, half a head, an interim answer and then nothing: each is a 504
+    // at the timeout, and its connection is closed rather than kept.
+    for (i, path) in ["/never", "/half", "/interim"].into_iter().enumerate() {
+        let start = tokio::time::Instant::now();
+        let out = raw_exchange(p.addr, &get_request("slow.example", path)).await;
+        let waited = start.elapsed();
+        assert!(out.starts_with("HTTP/1.1 504 "), "{path}: {out}");
+        assert!(
+            out.ends_with("the instance did not answer in time\n"),
+            "{out}"
+        );
+        assert!(
+            waited >= timeout && waited < timeout + Duration::from_secs(1),
+            "{path}: {waited:?}"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while log.closed_while_held() < i + 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: the connection was kept"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.connections(), i + 1, "{path}: a new connection each");
+    }
+    // An answer that comes before the timeout is not cut.
+    let start = tokio::time::Instant::now();
+    let out = raw_exchange(p.addr, &get_request("slow.example", "/late")).await;
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.ends_with("late"),
+        "{out}"
+    );
+    assert!(start.elapsed() >= Duration::from_secs(9));
+    // Nor does a client's slow upload count: the timeout starts once the request is
+    // written. The connection of the late answer carries it.
+    let mut c = TcpStream::connect(p.addr).await.unwrap();
+    c.write_all(b"POST /upload HTTP/1.1\r\nhost: slow.example\r\ncontent-length: 4\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(timeout * 2).await;
+    c.write_all(b"body").await.unwrap();
+    let resp = read_response(&mut c, "fine").await;
+    assert!(resp.starts_with("HTTP/1.1 200 "), "{resp}");
+    assert_eq!(log.connections(), 4);
+    assert!(log.requests().last().unwrap().ends_with("\r\n\r\nbody"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_response_header_timeout_is_a_minute_by_default() {
+    let (addr, _log) = raw_backend(slow_answers).await;
+    let p = proxy_to("slow.example", addr).await;
+    let start = tokio::time::Instant::now();
+    let out = raw_exchange_within(
+        p.addr,
+        &get_request("slow.example", "/never"),
+        Duration::from_secs(120),
+    )
+    .await;
+    let waited = start.elapsed();
+    assert!(out.starts_with("HTTP/1.1 504 "), "{out}");
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        "{waited:?}"
     );
 }
 
