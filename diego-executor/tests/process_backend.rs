@@ -366,22 +366,25 @@ async fn downloads_verify_checksums_unpack_and_share_the_cache() {
     }
 }
 
+/// A POST route keeping what it receives, and what it received.
+fn upload_sink() -> (Arc<Mutex<Vec<u8>>>, axum::routing::MethodRouter) {
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let route = post(move |body: Bytes| {
+        let sink = Arc::clone(&sink);
+        async move {
+            sink.lock().unwrap().extend_from_slice(&body);
+            StatusCode::CREATED
+        }
+    });
+    (received, route)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_post_a_container_file() {
     let mut r = real("upload", |_| {}).await;
-    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let sink = Arc::clone(&received);
-    let addr = serve(Router::new().route(
-        "/upload",
-        post(move |body: Bytes| {
-            let sink = Arc::clone(&sink);
-            async move {
-                sink.lock().unwrap().extend_from_slice(&body);
-                StatusCode::CREATED
-            }
-        }),
-    ))
-    .await;
+    let (received, sink) = upload_sink();
+    let addr = serve(Router::new().route("/upload", sink)).await;
     let upload = UploadAction {
         artifact: "result".into(),
         from: "/out.txt".into(),
@@ -453,20 +456,10 @@ async fn container_files_behind_links_stay_in_the_container() {
     assert_eq!(done.run_result.result, "mine\n");
 
     // An upload from a link to the host's file sends nothing.
-    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let sink = Arc::clone(&received);
+    let (received, sink) = upload_sink();
     let addr = serve(
         Router::new()
-            .route(
-                "/upload",
-                post(move |body: Bytes| {
-                    let sink = Arc::clone(&sink);
-                    async move {
-                        sink.lock().unwrap().extend_from_slice(&body);
-                        StatusCode::CREATED
-                    }
-                }),
-            )
+            .route("/upload", sink)
             .route("/config", get(|| async { "port: 8080\n" })),
     )
     .await;
