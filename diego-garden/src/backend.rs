@@ -92,11 +92,15 @@ pub trait Container: Send + Sync {
     async fn attach(&self, process_id: &str) -> Result<Arc<dyn Process>>;
 
     /// Unpacks a tar archive into the directory `path` (a container path, created when
-    /// missing).
+    /// missing). Paths resolve inside the container as its own processes see them: no
+    /// link, `..` or entry name leads out of it, even one the container swaps in meanwhile;
+    /// entries named with `..` are refused.
     async fn stream_in(&self, path: &str, tar: ByteStream) -> Result<()>;
 
-    /// Packs the file or directory at `path` (a container path) as a tar archive whose
-    /// single top entry is its base name.
+    /// Packs the file or directory at `path` (a container path, resolved inside the
+    /// container as for [`stream_in`](Self::stream_in)) as a tar archive whose single top
+    /// entry is its base name. Links, FIFOs and devices are entries of their own, never
+    /// followed or read.
     async fn stream_out(&self, path: &str) -> Result<ByteStream>;
 
     /// Maps a host port (0: any free one) to a container port; returns the mapping.

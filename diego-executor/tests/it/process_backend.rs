@@ -25,7 +25,7 @@ use diego_core::{
     Action, Check, CheckDefinition, DownloadAction, HttpCheck, ResourceLimits, RunAction,
     UploadAction,
 };
-use diego_executor::{ContainerEvent, DownloadCacheConfig, ExecutorConfig};
+use diego_executor::{ContainerEvent, DownloadCacheConfig, ExecutorConfig, FAILED_TO_FETCH_RESULT};
 use diego_garden::{ContainerBackend, ProcessBackend, ProcessBackendConfig};
 
 /// Generous: real processes on a loaded 2-core machine.
@@ -362,22 +362,25 @@ async fn downloads_verify_checksums_unpack_and_share_the_cache() {
     }
 }
 
+/// A POST route keeping what it receives, and what it received.
+fn upload_sink() -> (Arc<Mutex<Vec<u8>>>, axum::routing::MethodRouter) {
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let sink = Arc::clone(&received);
+    let route = post(move |body: Bytes| {
+        let sink = Arc::clone(&sink);
+        async move {
+            sink.lock().unwrap().extend_from_slice(&body);
+            StatusCode::CREATED
+        }
+    });
+    (received, route)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_post_a_container_file() {
     let mut r = real("upload", |_| {}).await;
-    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let sink = Arc::clone(&received);
-    let addr = serve(Router::new().route(
-        "/upload",
-        post(move |body: Bytes| {
-            let sink = Arc::clone(&sink);
-            async move {
-                sink.lock().unwrap().extend_from_slice(&body);
-                StatusCode::CREATED
-            }
-        }),
-    ))
-    .await;
+    let (received, sink) = upload_sink();
+    let addr = serve(Router::new().route("/upload", sink)).await;
     let upload = UploadAction {
         artifact: "result".into(),
         from: "/out.txt".into(),
@@ -396,6 +399,121 @@ async fn uploads_post_a_container_file() {
         "{texts:?}"
     );
     r.h.executor.delete("u").await.unwrap();
+}
+
+/// The result file, an upload's source and a download's destination reached through links
+/// the container made (to the host's /etc/passwd, to a host directory) stay in the
+/// container; a FIFO or a 10 GB sparse result file fails the task at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_files_behind_links_stay_in_the_container() {
+    let mut r = real("links", |_| {}).await;
+    let outside = r.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "host secret\n").unwrap();
+    let outside_in_root = outside.strip_prefix("/").unwrap().display().to_string();
+    let with_result = |script: &str| {
+        let mut req = request(sh(script));
+        req.result_file = "/result".into();
+        req
+    };
+    let started = Instant::now();
+    for (guid, script) in [
+        ("to-etc", "ln -s /etc/passwd result".to_string()),
+        (
+            "to-host",
+            format!("ln -s {} result", outside.join("secret").display()),
+        ),
+        ("fifo", "mkfifo result".to_string()),
+        ("sparse", "truncate -s 10G result".to_string()),
+    ] {
+        let done = within(guid, r.h.run_to_completion(guid, with_result(&script))).await;
+        assert!(done.run_result.failed, "{guid}: {:?}", done.run_result);
+        assert_eq!(
+            done.run_result.failure_reason, FAILED_TO_FETCH_RESULT,
+            "{guid}"
+        );
+        assert!(done.run_result.result.is_empty(), "{guid}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        started.elapsed()
+    );
+    // An absolute link inside the container resolves there.
+    let done = within(
+        "in-root link",
+        r.h.run_to_completion(
+            "in-root",
+            with_result("mkdir -p etc && echo mine > etc/data && ln -s /etc/data result"),
+        ),
+    )
+    .await;
+    assert!(!done.run_result.failed, "{:?}", done.run_result);
+    assert_eq!(done.run_result.result, "mine\n");
+
+    // An upload from a link to the host's file sends nothing.
+    let (received, sink) = upload_sink();
+    let addr = serve(
+        Router::new()
+            .route("/upload", sink)
+            .route("/config", get(|| async { "port: 8080\n" })),
+    )
+    .await;
+    let upload = UploadAction {
+        artifact: String::new(),
+        from: "/out.txt".into(),
+        to: format!("http://{addr}/upload"),
+        log_source: String::new(),
+        user: "vcap".into(),
+    };
+    let link = format!("ln -s {} out.txt", outside.join("secret").display());
+    let action = Action::serial([sh(&link), upload.into()]);
+    let done = within("upload", r.h.run_to_completion("up", request(action))).await;
+    assert!(done.run_result.failed, "{:?}", done.run_result);
+    assert!(
+        done.run_result
+            .failure_reason
+            .starts_with("Uploading failed"),
+        "{}",
+        done.run_result.failure_reason
+    );
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "the host's file was uploaded"
+    );
+
+    // A download through a link to a host directory lands inside the container.
+    let mut fetch = download(format!("http://{addr}/config"), "", "");
+    fetch.to = "/cfg/config.yml".into();
+    let link = format!(
+        "mkdir -p ./{outside_in_root} && ln -s {} cfg",
+        outside.display()
+    );
+    let action = Action::serial([sh(&link), fetch.into()]);
+    let done = within("download", r.h.run_to_completion("down", request(action))).await;
+    assert!(!done.run_result.failed, "{:?}", done.run_result);
+    let landed = r
+        .backend
+        .container_dir("down")
+        .unwrap()
+        .join(&outside_in_root)
+        .join("config.yml");
+    assert_eq!(std::fs::read_to_string(landed).unwrap(), "port: 8080\n");
+    let left: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["secret"], "written outside the container");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).unwrap(),
+        "host secret\n"
+    );
+    for guid in [
+        "to-etc", "to-host", "fifo", "sparse", "in-root", "up", "down",
+    ] {
+        r.h.executor.delete(guid).await.unwrap();
+    }
 }
 
 #[derive(Clone)]

@@ -7,6 +7,7 @@
 pub(crate) mod archive;
 pub(crate) mod ports;
 pub(crate) mod process;
+pub(crate) mod root;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -50,7 +51,8 @@ pub(crate) trait Isolation: Send + Sync + 'static {
     /// Prepares a container in `dir` (blocking). On failure it leaves nothing behind.
     fn create(&self, spec: &ContainerSpec, dir: &Path) -> Result<Self::Sandbox>;
 
-    /// The host directory that container path `/` maps to.
+    /// The host directory that container path `/` maps to. Paths below it are the
+    /// container's: they are only ever reached through a [`root::ContainerRoot`].
     fn root<'a>(&self, sandbox: &'a Self::Sandbox) -> &'a Path;
 
     /// The command that starts `spec` in the container, with working dir `dir` (a
@@ -674,8 +676,8 @@ impl<I: Isolation> Container for HostContainer<I> {
         } else {
             format!("/{dir}")
         };
-        let host_dir = archive::resolve_in_root(backend.isolation.root(&self.sandbox), &dir)?;
-        std::fs::create_dir_all(&host_dir)
+        archive::open_root(backend.isolation.root(&self.sandbox), "a working directory")?
+            .mkdir_all(&dir)
             .map_err(|e| Error::backend(format!("creating working directory {dir}"), e))?;
         let command = backend
             .isolation
@@ -727,15 +729,14 @@ impl<I: Isolation> Container for HostContainer<I> {
     async fn stream_in(&self, path: &str, tar: ByteStream) -> Result<()> {
         let backend = self.backend()?;
         self.check_live()?;
-        let dest = archive::resolve_in_root(backend.isolation.root(&self.sandbox), path)?;
-        archive::unpack(dest, tar).await
+        let root = backend.isolation.root(&self.sandbox).to_path_buf();
+        archive::unpack(root, path.to_string(), tar).await
     }
 
     async fn stream_out(&self, path: &str) -> Result<ByteStream> {
         let backend = self.backend()?;
         self.check_live()?;
-        let source = archive::resolve_in_root(backend.isolation.root(&self.sandbox), path)?;
-        archive::pack(source, archive::top_name(path), path)
+        archive::pack(backend.isolation.root(&self.sandbox), path)
     }
 
     async fn net_in(&self, host_port: u16, container_port: u16) -> Result<PortMapping> {

@@ -43,9 +43,10 @@ use self::cgroup::{Cgroup, CgroupLayout};
 use self::network::{Attachment, Bridge};
 use self::rootfs::{Overlay, RootfsResolver};
 use self::sandbox::{ExecPlan, SandboxPlan, STACK_BYTES};
-use self::syscall::{LinuxSyscall, Syscall};
+use self::syscall::{LinuxSyscall, MountPoint, Syscall};
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
+use crate::host::root::{self as container_root, ContainerRoot, Kind};
 use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
 use crate::info::Capabilities;
 use crate::process_backend::find_program;
@@ -296,13 +297,27 @@ fn cstr(text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| Error::invalid(format!("string contains a NUL byte: {text:?}")))
 }
 
+/// Most bytes of a container's `/etc/passwd` that are read.
+const MAX_PASSWD_BYTES: u64 = 1 << 20;
+
 /// Looks a user up in the container's `/etc/passwd` (numeric uids are taken as they are).
-fn container_user(root: &Path, user: &str) -> Result<(u32, u32)> {
+/// The file is read inside the root, only when it is a regular file and at most
+/// [`MAX_PASSWD_BYTES`] of it: a FIFO, a device or a huge file there is an error at once.
+fn container_user(root: &ContainerRoot, user: &str) -> Result<(u32, u32)> {
     if let Ok(uid) = user.parse::<u32>() {
         return Ok((uid, uid));
     }
-    let passwd = archive::resolve_in_root(root, "/etc/passwd")?;
-    let text = std::fs::read_to_string(&passwd).unwrap_or_default();
+    let text = match root.read_limited("/etc/passwd", MAX_PASSWD_BYTES) {
+        Ok(data) => String::from_utf8_lossy(&data).into_owned(),
+        // No passwd: no users.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => {
+            return Err(Error::backend(
+                format!("looking up user {user} in the container's /etc/passwd"),
+                err,
+            ))
+        }
+    };
     text.lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
@@ -312,6 +327,25 @@ fn container_user(root: &Path, user: &str) -> Result<(u32, u32)> {
         .flatten()
         .next()
         .ok_or_else(|| Error::invalid(format!("unknown user in the container: {user}")))
+}
+
+/// Whether the host's view of the container root shows a program at `program` (a container
+/// path): a regular file there, or a path under one of the `binds` mount points (whose
+/// contents the host's view does not show). The deepest part of the path that exists is
+/// what is looked at, resolved inside the root.
+fn program_exists(root: &ContainerRoot, program: &Path, bind_points: &[(u64, u64)]) -> bool {
+    let mut at = Some(program);
+    while let Some(path) = at {
+        if let Ok(handle) = root.resolve(&path.to_string_lossy()) {
+            let Ok(stat) = container_root::stat(&handle) else {
+                return false;
+            };
+            let is_bind = bind_points.contains(&(stat.st_dev, stat.st_ino));
+            return is_bind || (path == program && Kind::of(&stat) == Kind::File);
+        }
+        at = path.parent();
+    }
+    false
 }
 
 impl NamespaceIsolation {
@@ -324,33 +358,26 @@ impl NamespaceIsolation {
         let sys = &*self.sys;
         let overlay = Overlay::mount(&self.sys, dir, lower)?;
         let made = (|| -> Result<Vec<HostBind>> {
-            for (sub, mode) in [("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)] {
-                let path = archive::resolve_in_root(&overlay.root, sub)?;
-                if !sys.exists(&path) {
-                    sys.create_dir_all(&path)
-                        .map_err(|e| Error::backend(format!("creating /{sub}"), e))?;
-                    let _ = sys.set_mode(&path, mode);
-                }
+            for (sub, mode) in [("/proc", 0o555), ("/dev", 0o755), ("/tmp", 0o1777)] {
+                sys.mount_point(&overlay.root, sub, MountPoint::Dir(mode))
+                    .map_err(|e| Error::backend(format!("creating {sub}"), e))?;
             }
             let mut binds = Vec::new();
             for mount in &spec.bind_mounts {
                 let source = PathBuf::from(&mount.src_path);
-                let target = archive::resolve_in_root(&overlay.root, &mount.dst_path)?;
                 let is_dir = sys.is_dir(&source).map_err(|e| {
                     Error::backend(format!("reading bind mount source {}", source.display()), e)
                 })?;
-                let made = if is_dir {
-                    sys.create_dir_all(&target)
+                let kind = if is_dir {
+                    MountPoint::Dir(0o755)
                 } else {
-                    target
-                        .parent()
-                        .map(|parent| sys.create_dir_all(parent))
-                        .unwrap_or(Ok(()))
-                        .and_then(|()| sys.touch(&target))
+                    MountPoint::File
                 };
-                made.map_err(|e| {
-                    Error::backend(format!("creating mount point {}", mount.dst_path), e)
-                })?;
+                let target = sys
+                    .mount_point(&overlay.root, &mount.dst_path, kind)
+                    .map_err(|e| {
+                        Error::backend(format!("creating mount point {}", mount.dst_path), e)
+                    })?;
                 binds.push((source, target, mount.read_only));
             }
             Ok(binds)
@@ -376,7 +403,8 @@ impl NamespaceIsolation {
         limits: &ResourceLimits,
     ) -> Result<(PathBuf, SandboxPlan)> {
         let root = &sandbox.overlay.root;
-        let program = find_program(&spec.path, env, root);
+        let container = archive::open_root(root, "starting a process")?;
+        let program = find_program(&spec.path, env, &container);
         // The main process execs by itself (see the sandbox module), so a program that is
         // not there is reported here rather than as an exec failure. A relative path is
         // taken from the working directory, as `execve` would; a bare name that no `PATH`
@@ -388,16 +416,18 @@ impl NamespaceIsolation {
         };
         // Under a bind mount the host's view of the root shows only the mount point: such
         // programs are left to `execve` (which reports a failure as exit 127).
-        let found = in_container.is_absolute()
-            && archive::resolve_in_root(root, &in_container.to_string_lossy())
-                .map(|path| {
-                    path.is_file()
-                        || sandbox
-                            .binds
-                            .iter()
-                            .any(|(_, target, _)| path.starts_with(target))
-                })
-                .unwrap_or(false);
+        let bind_points: Vec<(u64, u64)> = sandbox
+            .binds
+            .iter()
+            .filter_map(|(_, target, _)| {
+                let inside = target.strip_prefix(root).ok()?;
+                let handle = container.resolve(&inside.to_string_lossy()).ok()?;
+                let stat = container_root::stat(&handle).ok()?;
+                Some((stat.st_dev, stat.st_ino))
+            })
+            .collect();
+        let found =
+            in_container.is_absolute() && program_exists(&container, &in_container, &bind_points);
         if !found {
             return Err(Error::ProcessStart {
                 path: spec.path.clone(),
@@ -418,7 +448,7 @@ impl NamespaceIsolation {
             .collect::<Result<Vec<_>>>()?;
         let root_steps = mount_plan::root_steps(root, &sandbox.hostname, &sandbox.binds)?;
         let user = match &spec.user {
-            Some(user) => Some(container_user(root, user)?),
+            Some(user) => Some(container_user(&container, user)?),
             None => None,
         };
         let plan = SandboxPlan {

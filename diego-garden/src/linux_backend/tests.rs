@@ -16,7 +16,7 @@ use super::netfilter::recording::{NfCall, RecordingNetfilter};
 use super::network::{Attachment, Bridge, BridgeNetwork};
 use super::rootfs::Overlay;
 use super::syscall::recording::{Call, RecordingSyscall};
-use super::syscall::{Errno, Signal, Syscall};
+use super::syscall::{Errno, MountPoint, Signal, Syscall};
 use super::*;
 use crate::host::Isolation;
 use crate::info::Capabilities;
@@ -32,6 +32,14 @@ fn write(path: &str, contents: &str) -> Call {
 
 fn mkdirs(path: &str) -> Call {
     Call::CreateDirAll(p(path))
+}
+
+fn mount_point(root: &str, path: &str, kind: MountPoint) -> Call {
+    Call::MountPoint {
+        root: p(root),
+        path: path.to_string(),
+        kind,
+    }
 }
 
 /// The cgroup mounts of this machine's `/proc/self/mountinfo` (a hybrid host: v1
@@ -657,16 +665,13 @@ fn a_container_on_the_hosts_network_from_create_to_destroy() {
                 )),
             ),
             // The mount points the plan needs, where the rootfs has none.
-            mkdirs(&format!("{root}/proc")),
-            Call::SetMode(p(&format!("{root}/proc")), 0o555),
-            mkdirs(&format!("{root}/dev")),
-            Call::SetMode(p(&format!("{root}/dev")), 0o755),
-            mkdirs(&format!("{root}/tmp")),
-            Call::SetMode(p(&format!("{root}/tmp")), 0o1777),
+            // (each resolved inside the root: the recorder's model holds no links).
+            mount_point(&root, "/proc", MountPoint::Dir(0o555)),
+            mount_point(&root, "/dev", MountPoint::Dir(0o755)),
+            mount_point(&root, "/tmp", MountPoint::Dir(0o1777)),
             // A directory is bound onto a directory, a file onto a file.
-            mkdirs(&format!("{root}/data")),
-            mkdirs(&format!("{root}/etc")),
-            Call::Touch(p(&format!("{root}/etc/app.conf"))),
+            mount_point(&root, "/data", MountPoint::Dir(0o755)),
+            mount_point(&root, "/etc/app.conf", MountPoint::File),
             mkdirs(&cg("cpu")),
             mkdirs(&cg("cpuacct")),
             mkdirs(&cg("memory")),

@@ -8,6 +8,7 @@
 //! both the host and the container port. Destroy kills every group and removes the
 //! directory; processes are reaped even when every handle is dropped.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use nix::sys::resource::{setrlimit, Resource};
 
 use crate::error::{Error, Result};
 use crate::host::process::SignalTarget;
+use crate::host::root::{ContainerRoot, Kind};
 use crate::host::{self, archive, HostBackend, HostSettings, Isolation, Usage};
 use crate::info::Capabilities;
 use crate::spec::{ContainerSpec, ProcessSpec, ResourceLimits};
@@ -125,8 +127,13 @@ pub(crate) struct DirSandbox {
 /// Isolation by directory only.
 pub(crate) struct DirIsolation;
 
-/// Finds `program` in the `PATH` of `env` (programs with a `/` are taken as they are).
-pub(crate) fn find_program(program: &str, env: &[(String, String)], root: &Path) -> PathBuf {
+/// Finds `program` in the `PATH` of `env`, looking inside `root` (programs with a `/` are
+/// taken as they are).
+pub(crate) fn find_program(
+    program: &str,
+    env: &[(String, String)],
+    root: &ContainerRoot,
+) -> PathBuf {
     if program.contains('/') {
         return PathBuf::from(program);
     }
@@ -137,11 +144,9 @@ pub(crate) fn find_program(program: &str, env: &[(String, String)], root: &Path)
         .map(|(_, v)| v.as_str())
         .unwrap_or("/usr/bin:/bin");
     for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let in_container = dir.trim_start_matches('/');
-        if let Ok(found) = archive::resolve_in_root(root, &format!("{in_container}/{program}")) {
-            if found.is_file() {
-                return PathBuf::from(dir).join(program);
-            }
+        let candidate = PathBuf::from(dir).join(program);
+        if matches!(root.kind(&candidate.to_string_lossy()), Ok(Kind::File)) {
+            return candidate;
         }
     }
     PathBuf::from(program)
@@ -165,20 +170,20 @@ impl Isolation for DirIsolation {
         let sandbox = DirSandbox {
             root: dir.to_path_buf(),
         };
+        let root = match archive::open_root(dir, "bind mounts") {
+            Ok(root) => root,
+            Err(err) => {
+                let _ = self.destroy(&sandbox);
+                return Err(err);
+            }
+        };
         for mount in &spec.bind_mounts {
             // Without mounts, a bind mount is a link from the container path to the host.
-            let link = match archive::resolve_in_root(dir, &mount.dst_path) {
-                Ok(link) => link,
-                Err(err) => {
-                    let _ = self.destroy(&sandbox);
-                    return Err(err);
-                }
-            };
-            let made = link
+            let made = Path::new(&mount.dst_path)
                 .parent()
-                .map(std::fs::create_dir_all)
+                .map(|parent| root.mkdir_all(&parent.to_string_lossy()).map(drop))
                 .unwrap_or(Ok(()))
-                .and_then(|()| std::os::unix::fs::symlink(&mount.src_path, &link));
+                .and_then(|()| root.replace_symlink(&mount.dst_path, Path::new(&mount.src_path)));
             if let Err(err) = made {
                 let _ = self.destroy(&sandbox);
                 return Err(Error::backend(format!("linking {}", mount.dst_path), err));
@@ -199,15 +204,26 @@ impl Isolation for DirIsolation {
         dir: &str,
         limits: &ResourceLimits,
     ) -> Result<tokio::process::Command> {
-        let program = find_program(&spec.path, env, Path::new("/"));
-        let cwd = archive::resolve_in_root(&sandbox.root, dir)?;
+        // The host's programs: the process backend's processes run on the host.
+        let host = archive::open_root(Path::new("/"), "finding a program")?;
+        let program = find_program(&spec.path, env, &host);
+        // The working directory is resolved inside the container directory and entered by
+        // its descriptor in the child, so no link swapped in meanwhile can lead elsewhere.
+        let cwd: OwnedFd = archive::open_root(&sandbox.root, "the working directory")?
+            .resolve(dir)
+            .map_err(|e| Error::backend(format!("opening working directory {dir}"), e))?
+            .into();
         let mut command = tokio::process::Command::new(program);
         command
             .args(&spec.args)
             .env_clear()
             .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-            .current_dir(cwd)
             .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // fchdir(2), which is async-signal-safe; it touches no locks or allocations.
+        unsafe {
+            command.pre_exec(move || nix::unistd::fchdir(&cwd).map_err(std::io::Error::from));
+        }
         if let Some(user) = &spec.user {
             let (uid, gid) = host_user(user)?;
             command.uid(uid).gid(gid);

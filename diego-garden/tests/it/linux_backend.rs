@@ -457,3 +457,130 @@ async fn a_failed_setup_fails_to_start() {
     fixture.backend.destroy("setup").await.unwrap();
     fixture.assert_clean();
 }
+
+mod common {
+    pub mod container_paths;
+}
+
+use common::container_paths;
+
+impl Fixture {
+    /// The host directory of a container's root (its overlay's mount point).
+    fn root_of(&self, handle: &str) -> PathBuf {
+        self.dir.join("containers").join(handle).join("rootfs")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_out_of_a_container_stay_inside() {
+    let Some(fixture) = fixture("links-out") else {
+        return;
+    };
+    let outside = fixture.dir.join("outside");
+    container_paths::links_out_stay_inside(&fixture.backend, |h| fixture.root_of(h), &outside)
+        .await;
+    fixture.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_swapped_during_copies_never_leads_outside() {
+    let Some(fixture) = fixture("swapped") else {
+        return;
+    };
+    let outside = fixture.dir.join("outside");
+    container_paths::a_link_swapped_during_copies_never_leads_outside(
+        &fixture.backend,
+        |h| fixture.root_of(h),
+        &outside,
+    )
+    .await;
+    fixture.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifos_and_huge_files_stream_out_promptly() {
+    let Some(fixture) = fixture("special-files") else {
+        return;
+    };
+    container_paths::fifos_and_huge_files_stream_out_promptly(&fixture.backend, |h| {
+        fixture.root_of(h)
+    })
+    .await;
+    fixture.assert_clean();
+}
+
+/// The container's `/etc/passwd` as a FIFO, a 10 GB sparse file and an absolute link to a
+/// passwd elsewhere in the container: a process as a named user fails to start at once
+/// with a clear error for the first two, and finds the user through the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_a_huge_passwd_fails_a_named_user_at_once() {
+    let Some(fixture) = fixture("passwd") else {
+        return;
+    };
+    let container = fixture
+        .backend
+        .create(ContainerSpec::new("passwd"))
+        .await
+        .unwrap();
+    let passwd = fixture.root_of("passwd").join("etc/passwd");
+    let as_user = |user: &str| {
+        let mut spec = ProcessSpec::shell("id -u");
+        spec.user = Some(user.to_string());
+        spec
+    };
+    let start = |spec: ProcessSpec| {
+        let container = Arc::clone(&container);
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), container.run(spec))
+                .await
+                .expect("starting a process hung on /etc/passwd")
+        }
+    };
+    std::fs::remove_file(&passwd).unwrap();
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let err = start(as_user("vcap"))
+        .await
+        .err()
+        .expect("a FIFO passwd was read");
+    assert!(
+        err.to_string().contains("not a regular file but a FIFO"),
+        "{err}"
+    );
+
+    std::fs::remove_file(&passwd).unwrap();
+    std::fs::File::create(&passwd)
+        .unwrap()
+        .set_len(10 << 30)
+        .unwrap();
+    let err = start(as_user("vcap"))
+        .await
+        .err()
+        .expect("a 10 GB passwd was read");
+    assert!(
+        err.to_string()
+            .contains("10737418240 bytes, more than the limit of 1048576"),
+        "{err}"
+    );
+
+    // An absolute link resolves inside the container: to its own /usr/share/passwd,
+    // not the host's file of that name.
+    std::fs::remove_file(&passwd).unwrap();
+    let shared = fixture.root_of("passwd").join("usr/share");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(
+        shared.join("passwd"),
+        "vcap:x:3000:3000::/home/vcap:/bin/sh\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/usr/share/passwd", &passwd).unwrap();
+    let process = start(as_user("vcap")).await.unwrap();
+    assert!(process.wait().await.unwrap().success());
+    assert_eq!(&collect(process.stdout()).await.unwrap()[..], b"3000\n");
+
+    // A numeric user needs no passwd at all.
+    let process = start(as_user("2000")).await.unwrap();
+    assert!(process.wait().await.unwrap().success());
+    assert_eq!(&collect(process.stdout()).await.unwrap()[..], b"2000\n");
+    fixture.backend.destroy("passwd").await.unwrap();
+    fixture.assert_clean();
+}

@@ -202,3 +202,41 @@ async fn a_process_listens_on_its_mapped_port() {
     backend.destroy("l").await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod common {
+    pub mod container_paths;
+}
+
+use common::container_paths;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_out_of_a_container_stay_inside() {
+    let dir = scratch("links-out");
+    let backend = ProcessBackend::new(dir.join("containers")).unwrap();
+    let root_of = |handle: &str| backend.container_dir(handle).unwrap();
+    container_paths::links_out_stay_inside(&backend, root_of, &dir.join("outside")).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_swapped_during_copies_never_leads_outside() {
+    let dir = scratch("swapped");
+    let backend = ProcessBackend::new(dir.join("containers")).unwrap();
+    let root_of = |handle: &str| backend.container_dir(handle).unwrap();
+    container_paths::a_link_swapped_during_copies_never_leads_outside(
+        &backend,
+        root_of,
+        &dir.join("outside"),
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifos_and_huge_files_stream_out_promptly() {
+    let dir = scratch("special-files");
+    let backend = ProcessBackend::new(dir.join("containers")).unwrap();
+    let root_of = |handle: &str| backend.container_dir(handle).unwrap();
+    container_paths::fifos_and_huge_files_stream_out_promptly(&backend, root_of).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

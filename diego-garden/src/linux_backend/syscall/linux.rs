@@ -3,9 +3,10 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::raw::{c_int, c_ulong};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Errno, Signal, Syscall};
+use super::{Errno, MountPoint, Signal, Syscall};
+use crate::host::root::ContainerRoot;
 
 /// The kernel's system calls (and `std::fs` for the host-side file operations).
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,17 +46,36 @@ impl Syscall for LinuxSyscall {
         std::fs::metadata(path).map(|meta| meta.is_dir())
     }
 
-    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-    }
-
-    fn touch(&self, path: &Path) -> io::Result<()> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(drop)
+    fn mount_point(&self, root: &Path, path: &str, kind: MountPoint) -> io::Result<PathBuf> {
+        let root = ContainerRoot::open(root)?;
+        let handle = match root.resolve(path) {
+            Ok(handle) => handle,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                match kind {
+                    MountPoint::Dir(mode) => {
+                        let made = root.mkdir_all(path)?;
+                        let dir = crate::host::root::reopen(
+                            &made,
+                            pathrs::flags::OpenFlags::O_RDONLY
+                                | pathrs::flags::OpenFlags::O_DIRECTORY,
+                        )?;
+                        nix::sys::stat::fchmod(
+                            &dir,
+                            nix::sys::stat::Mode::from_bits_truncate(mode),
+                        )?;
+                    }
+                    MountPoint::File => {
+                        if let Some(parent) = Path::new(path).parent() {
+                            root.mkdir_all(&parent.to_string_lossy())?;
+                        }
+                        root.touch(path, 0o644)?;
+                    }
+                }
+                root.resolve(path)?
+            }
+            Err(err) => return Err(err),
+        };
+        root.host_path(&handle)
     }
 
     fn kill(&self, pid: i32, signal: Signal) -> io::Result<()> {

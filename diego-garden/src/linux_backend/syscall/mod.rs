@@ -23,10 +23,19 @@ use std::ffi::CStr;
 use std::fmt::Debug;
 use std::io;
 use std::os::raw::{c_int, c_ulong};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) use nix::errno::Errno;
 pub(crate) use nix::sys::signal::Signal;
+
+/// What a missing mount point is made as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MountPoint {
+    /// A directory (and its missing parents) with these permission bits.
+    Dir(u32),
+    /// An empty file, in missing parents.
+    File,
+}
 
 /// The system calls the LinuxBackend makes (see the module docs).
 pub(crate) trait Syscall: Send + Sync + Debug + 'static {
@@ -47,10 +56,10 @@ pub(crate) trait Syscall: Send + Sync + Debug + 'static {
     fn exists(&self, path: &Path) -> bool;
     /// Whether `path` is a directory; an error when nothing is there.
     fn is_dir(&self, path: &Path) -> io::Result<bool>;
-    /// Sets the permission bits of `path`.
-    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
-    /// Makes an empty file at `path` unless one is there (a bind mount point).
-    fn touch(&self, path: &Path) -> io::Result<()>;
+    /// Makes the mount point `path` (a container path) in the container root `root` unless
+    /// something is there, resolving it inside the root as the `host::root` module does
+    /// (no link leads out of the root), and returns its host path.
+    fn mount_point(&self, root: &Path, path: &str, kind: MountPoint) -> io::Result<PathBuf>;
     /// Sends `signal` to process `pid`.
     fn kill(&self, pid: i32, signal: Signal) -> io::Result<()>;
 

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Errno, Signal, Syscall};
+use super::{Errno, MountPoint, Signal, Syscall};
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +20,11 @@ pub(crate) enum Call {
     RemoveDir(PathBuf),
     RemoveDirAll(PathBuf),
     Write(PathBuf, String),
-    SetMode(PathBuf, u32),
-    Touch(PathBuf),
+    MountPoint {
+        root: PathBuf,
+        path: String,
+        kind: MountPoint,
+    },
     Kill(i32, Signal),
     Mount {
         source: Option<String>,
@@ -232,18 +235,27 @@ impl Syscall for RecordingSyscall {
         }
     }
 
-    fn set_mode(&self, at: &Path, mode: u32) -> io::Result<()> {
-        self.record(Call::SetMode(at.to_path_buf(), mode), at)
-            .map(drop)
-            .map_err(io::Error::from)
-    }
-
-    fn touch(&self, file: &Path) -> io::Result<()> {
-        let mut state = self
-            .record(Call::Touch(file.to_path_buf()), file)
-            .map_err(io::Error::from)?;
-        state.files.entry(file.to_path_buf()).or_default();
-        Ok(())
+    /// Modelled as a plain join: the recorder's roots hold no links.
+    fn mount_point(&self, root: &Path, path: &str, kind: MountPoint) -> io::Result<PathBuf> {
+        let at = path
+            .split('/')
+            .filter(|part| !part.is_empty() && *part != ".")
+            .fold(root.to_path_buf(), |at, part| at.join(part));
+        let call = Call::MountPoint {
+            root: root.to_path_buf(),
+            path: path.to_string(),
+            kind,
+        };
+        let mut state = self.record(call, &at).map_err(io::Error::from)?;
+        if !state.dirs.contains(&at) && !state.files.contains_key(&at) {
+            let skip = usize::from(kind == MountPoint::File);
+            let parents: Vec<PathBuf> = at.ancestors().skip(skip).map(Path::to_path_buf).collect();
+            state.dirs.extend(parents);
+            if kind == MountPoint::File {
+                state.files.insert(at.clone(), String::new());
+            }
+        }
+        Ok(at)
     }
 
     /// A killed process leaves every cgroup's `cgroup.procs`.
