@@ -458,11 +458,7 @@ async fn a_failed_setup_fails_to_start() {
     fixture.assert_clean();
 }
 
-mod common {
-    pub mod container_paths;
-}
-
-use common::container_paths;
+use crate::common::container_paths;
 
 impl Fixture {
     /// The host directory of a container's root (its overlay's mount point).

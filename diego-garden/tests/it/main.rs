@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
+mod common;
 mod fake_backend;
 mod linux_backend;
 mod linux_bridged;

@@ -203,11 +203,7 @@ async fn a_process_listens_on_its_mapped_port() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-mod common {
-    pub mod container_paths;
-}
-
-use common::container_paths;
+use crate::common::container_paths;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_out_of_a_container_stay_inside() {

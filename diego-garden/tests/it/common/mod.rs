@@ -1,0 +1,3 @@
+//! What several of the backend tests share.
+
+pub mod container_paths;
