@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
-/// Diego's restart policy, with its defaults.
+/// Diego's restart policy, with its defaults; change them with the `with_*` setters
+/// (`RestartCalculator::default().with_immediate_restarts(5)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestartCalculator {
     /// Crash counts below this restart at once (3).
     pub immediate_restarts: i32,
@@ -47,6 +49,12 @@ pub enum RestartDecision {
 }
 
 impl RestartCalculator {
+    crate::setter!(with_immediate_restarts => immediate_restarts: i32);
+    crate::setter!(with_max_restart_attempts => max_restart_attempts: i32);
+    crate::setter!(with_min_backoff => min_backoff: Duration);
+    crate::setter!(with_max_backoff => max_backoff: Duration);
+    crate::setter!(with_crash_reset_timeout => crash_reset_timeout: Duration);
+
     /// The crash count after a crash of an instance that had `previous_count` crashes,
     /// was `was_running` and in its state since `since`.
     pub fn next_crash_count(
