@@ -18,6 +18,7 @@ mod http_tls;
 mod model_props;
 mod router;
 mod router_framing;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql_common;
 mod store_memory;
 mod store_postgres;
