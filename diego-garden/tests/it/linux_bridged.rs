@@ -4,8 +4,8 @@
 //! IPs) after destroy, parallel churn, a dropped backend or a previous run.
 //!
 //! They need root, the busybox rootfs of `scripts/setup-garden.sh`, `nft` and iproute2's
-//! `ip`; without them each test says why it skips (under `CI=true` as root, a missing
-//! dependency fails instead). Each test has a bridge, subnet and nftables table of its own
+//! `ip`; without them each test says why it did not run; under the README's test command
+//! or in CI a missing one is a failure (`precondition_missing`). Each test has a bridge, subnet and nftables table of its own
 //! (`dgt<n>br`, `10.254.<100+n>.0/24`, `ip diego_dgt<n>`); the "other host" is a network
 //! namespace the test makes (`10.253.<n>.0/30`), so no packet leaves this machine.
 
@@ -24,6 +24,8 @@ use diego_garden::{
     collect, BridgeNetwork, Container, ContainerBackend, ContainerSpec, Error, ExitStatus,
     LinuxBackend, LinuxBackendConfig, NetIn, NetOutRule, NetworkMode, ProcessSpec, Protocol,
 };
+
+use crate::common::precondition_missing;
 
 fn rootfs() -> PathBuf {
     std::env::var_os("DIEGO_GARDEN_ROOTFS")
@@ -100,10 +102,7 @@ fn fixture(name: &str, prefix_len: u8) -> Option<Fixture> {
 
 fn fixture_enforcing(name: &str, prefix_len: u8, enforce_net_out: bool) -> Option<Fixture> {
     if let Some(why) = missing_dependency(name) {
-        if std::env::var_os("CI").is_some() && nix_is_root() {
-            panic!("linux_bridged::{name}: {why}: CI runs as root and must have it");
-        }
-        eprintln!("SKIPPED linux_bridged::{name}: {why}");
+        precondition_missing(&format!("linux_bridged::{name}"), &why);
         return None;
     }
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -125,10 +124,6 @@ fn fixture_with(name: &str, n: u32, network: BridgeNetwork) -> Fixture {
         dir,
         n,
     }
-}
-
-fn nix_is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 impl Fixture {
@@ -526,7 +521,7 @@ async fn parallel_churn_leaks_no_ip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_removes_leftovers_and_drop_removes_the_bridge() {
     if let Some(why) = missing_dependency("leftovers") {
-        eprintln!("SKIPPED linux_bridged::leftovers: {why}");
+        precondition_missing("linux_bridged::leftovers", &why);
         return;
     }
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -594,7 +589,7 @@ async fn start_up_removes_leftovers_and_drop_removes_the_bridge() {
 #[test]
 fn bad_settings_are_refused_with_the_field_named() {
     if LinuxBackend::available().is_err() {
-        eprintln!("SKIPPED linux_bridged::bad_settings: not root");
+        precondition_missing("linux_bridged::bad_settings", "not root");
         return;
     }
     let dir = std::env::temp_dir().join(format!("garden-bridged-bad-{}", std::process::id()));
@@ -695,7 +690,7 @@ async fn net_out_rules_are_enforced_when_asked() {
 #[test]
 fn a_backend_that_cannot_start_leaves_no_bridge() {
     if let Some(why) = missing_dependency("cannot_start") {
-        eprintln!("SKIPPED linux_bridged::cannot_start: {why}");
+        precondition_missing("linux_bridged::cannot_start", &why);
         return;
     }
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
@@ -719,7 +714,7 @@ fn a_backend_that_cannot_start_leaves_no_bridge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_whose_handles_are_unknown_are_still_removed() {
     if let Some(why) = missing_dependency("unknown_handles") {
-        eprintln!("SKIPPED linux_bridged::unknown_handles: {why}");
+        precondition_missing("linux_bridged::unknown_handles", &why);
         return;
     }
     let n = NEXT.fetch_add(1, Ordering::SeqCst);

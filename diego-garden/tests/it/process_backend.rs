@@ -157,8 +157,9 @@ async fn a_process_listens_on_its_mapped_port() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
     let Some(busybox) = busybox else {
-        eprintln!(
-            "SKIPPED a_process_listens_on_its_mapped_port: no busybox on this host (for `nc -l`)"
+        precondition_missing(
+            "process_backend::a_process_listens_on_its_mapped_port",
+            "no busybox on this host (for `nc -l`; scripts/setup-garden.sh installs it)",
         );
         return;
     };
@@ -203,7 +204,7 @@ async fn a_process_listens_on_its_mapped_port() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-use crate::common::container_paths;
+use crate::common::{container_paths, precondition_missing};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_out_of_a_container_stay_inside() {
